@@ -118,7 +118,7 @@ var (
 	keyRE = regexp.MustCompile(`^[A-Za-z0-9_]+$`)
 	// refRE accepts a numeric id or a full path of a namespace/project (GitLab path characters).
 	refRE   = regexp.MustCompile(`^([0-9]+|[A-Za-z0-9_.][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.][A-Za-z0-9_.\-]*)*)$`)
-	scopeRE = regexp.MustCompile(`^[A-Za-z0-9_\-/${}. *]+$`)
+	scopeRE = regexp.MustCompile(`^[A-Za-z0-9_\-/${}.*]+$`)
 )
 
 // Validate checks everything GitLab would reject, so that bad input fails before any write.

@@ -1,0 +1,218 @@
+// Package gitlab is the product's narrow view of the GitLab API: the runner, token, variable
+// and namespace calls it needs, over client-go v2, with retries, timeouts and TLS configured
+// once and every error turned into a sentence a platform engineer can act on.
+package gitlab
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+	"github.com/sirupsen/logrus"
+	gl "gitlab.com/gitlab-org/api/client-go/v2"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+)
+
+// Config is everything needed to talk to one GitLab instance.
+type Config struct {
+	// BaseURL is the instance URL, e.g. https://gitlab.example.com; /api/v4 is appended.
+	BaseURL string
+	// Token is the access token (never logged).
+	Token string
+	// CAFile is a PEM bundle trusted in addition to the system roots.
+	CAFile string
+	// InsecureHTTP allows plain http:// to a non-loopback host.
+	InsecureHTTP bool
+	// RequestTimeout bounds one HTTP attempt (default 30s).
+	RequestTimeout time.Duration
+	// RetryMax is the number of retries for retryable answers (default 5; 0 with NoRetries).
+	RetryMax int
+	// NoRetries turns retries off (fault-injection tests).
+	NoRetries bool
+	// MaxRetryWait caps one wait honouring Retry-After or RateLimit-Reset (default 60s).
+	MaxRetryWait time.Duration
+	// Log receives one debug line per HTTP request (method, path, status, duration).
+	Log logrus.FieldLogger
+	// UserAgent identifies the tool.
+	UserAgent string
+}
+
+// Client is a connection to GitLab.
+type Client struct {
+	gl   *gl.Client
+	base *url.URL
+}
+
+// New validates cfg and builds a client. Nothing is sent yet.
+func New(cfg Config) (*Client, error) {
+	base, err := checkBaseURL(cfg.BaseURL, cfg.InsecureHTTP)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.MaxRetryWait == 0 {
+		cfg.MaxRetryWait = 60 * time.Second
+	}
+	if cfg.Log == nil {
+		l := logrus.New()
+		l.SetLevel(logrus.PanicLevel)
+		cfg.Log = l
+	}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fail.Usagef("cannot read the CA file %s: %v", cfg.CAFile, rootCause(err))
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fail.Usagef("the CA file %s holds no PEM certificate: expected a PEM bundle such as the one in CI_SERVER_TLS_CA_FILE", cfg.CAFile)
+		}
+		tlsConf.RootCAs = pool
+	}
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       tlsConf,
+		TLSHandshakeTimeout:   10 * time.Second,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	httpClient := &http.Client{
+		Transport: &logTransport{next: transport, log: cfg.Log},
+		Timeout:   cfg.RequestTimeout,
+	}
+	opts := []gl.ClientOptionFunc{
+		gl.WithBaseURL(base.String() + "/api/v4"),
+		gl.WithHTTPClient(httpClient),
+		// A POST that failed ambiguously (the server may have acted) is not repeated
+		// blindly: the caller reconciles by listing what exists instead.
+		gl.WithOnlyIdempotentRetries(),
+		gl.WithCustomBackoff(backoff(cfg.MaxRetryWait)),
+		gl.WithCustomLeveledLogger(quietLogger{cfg.Log}),
+	}
+	if cfg.UserAgent != "" {
+		opts = append(opts, gl.WithUserAgent(cfg.UserAgent))
+	}
+	if cfg.NoRetries {
+		opts = append(opts, gl.WithoutRetries())
+	} else if cfg.RetryMax > 0 {
+		opts = append(opts, gl.WithCustomRetryMax(cfg.RetryMax))
+	}
+	c, err := gl.NewClient(cfg.Token, opts...)
+	if err != nil {
+		return nil, fail.Usagef("cannot set up the GitLab client for %s: %v", base, err)
+	}
+	return &Client{gl: c, base: base}, nil
+}
+
+// BaseURL is the instance URL the client talks to, without /api/v4.
+func (c *Client) BaseURL() string { return c.base.String() }
+
+func checkBaseURL(raw string, insecure bool) (*url.URL, error) {
+	if raw == "" {
+		return nil, fail.Usagef("no GitLab URL: pass --gitlab-url or set CI_SERVER_URL, for example https://gitlab.example.com")
+	}
+	u, err := url.Parse(strings.TrimRight(raw, "/"))
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fail.Usagef("GitLab URL %q is not valid: expected an http(s) URL such as https://gitlab.example.com", raw)
+	}
+	if u.User != nil {
+		return nil, fail.Usagef("GitLab URL %q contains credentials: pass the access token in GITLAB_TOKEN instead", u.Redacted())
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/api/v4")
+	u.RawQuery, u.Fragment = "", ""
+	if u.Scheme == "http" && !insecure && !isLoopback(u.Hostname()) {
+		return nil, fail.Usagef("GitLab URL %s uses plain http, which would send the access token unencrypted: use https, or pass --insecure-http if you really mean it", u)
+	}
+	return u, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// backoff honours Retry-After and RateLimit-Reset on 429 (bounded by max), and waits
+// linearly longer on 5xx, with jitter so parallel jobs do not retry in step.
+func backoff(max time.Duration) retryablehttp.Backoff {
+	return func(minWait, maxWait time.Duration, attempt int, resp *http.Response) time.Duration {
+		jitter := time.Duration(rand.Int64N(int64(200 * time.Millisecond)))
+		if resp != nil && resp.StatusCode == http.StatusTooManyRequests {
+			wait := time.Duration(0)
+			if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
+				wait = time.Duration(s) * time.Second
+			} else if reset, err := strconv.ParseInt(resp.Header.Get("RateLimit-Reset"), 10, 64); err == nil && reset > 0 {
+				wait = time.Until(time.Unix(reset, 0))
+			} else {
+				wait = minWait << attempt
+			}
+			if wait > max {
+				wait = max
+			}
+			return wait + jitter
+		}
+		return time.Duration(attempt+1)*700*time.Millisecond + jitter
+	}
+}
+
+// logTransport logs each request at debug level: method, path, status and duration. It never
+// logs headers or bodies, so neither the access token nor a runner token can reach the log.
+type logTransport struct {
+	next http.RoundTripper
+	log  logrus.FieldLogger
+}
+
+func (t *logTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.next.RoundTrip(r)
+	f := t.log.WithField("method", r.Method).WithField("path", r.URL.Path).WithField("ms", time.Since(start).Milliseconds())
+	if err != nil {
+		f.WithField("error", rootCause(err)).Debug("gitlab request failed")
+		return nil, err
+	}
+	f = f.WithField("status", resp.StatusCode)
+	if resp.StatusCode == http.StatusTooManyRequests {
+		f.WithField("retry_after", resp.Header.Get("Retry-After")).Warn("gitlab rate limit reached; waiting")
+	} else {
+		f.Debug("gitlab request")
+	}
+	return resp, nil
+}
+
+// quietLogger routes retryablehttp's own messages to debug level.
+type quietLogger struct{ log logrus.FieldLogger }
+
+func (q quietLogger) Error(msg string, kv ...any) { q.log.Debug(strings.ToLower(msg)) }
+func (q quietLogger) Info(msg string, kv ...any)  {}
+func (q quietLogger) Debug(msg string, kv ...any) {}
+func (q quietLogger) Warn(msg string, kv ...any)  { q.log.Debug(strings.ToLower(msg)) }
+
+func reqOpts(ctx context.Context) gl.RequestOptionFunc { return gl.WithContext(ctx) }
+
+// ptr is gl.Ptr, named locally for brevity.
+func ptr[T any](v T) *T { return &v }
+
+func idString(id int64) string { return strconv.FormatInt(id, 10) }
+
+var _ = fmt.Sprintf

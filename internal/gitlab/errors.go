@@ -1,0 +1,211 @@
+package gitlab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+
+	gl "gitlab.com/gitlab-org/api/client-go/v2"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+)
+
+// ErrNotFound is wrapped by every error for a 404 answer.
+var ErrNotFound = errors.New("not found")
+
+// errTransport is wrapped by every error where no HTTP answer arrived: the server may or may
+// not have acted on the request.
+var errTransport = errors.New("no answer from GitLab")
+
+// IsNotFound reports whether err is GitLab's 404.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// IsAmbiguous reports whether the request may have been carried out although it failed (the
+// connection dropped or timed out before an answer arrived).
+func IsAmbiguous(err error) bool { return errors.Is(err, errTransport) }
+
+// StatusCode returns the HTTP status of a GitLab answer, or 0.
+func StatusCode(err error) int {
+	var se *statusError
+	if errors.As(err, &se) {
+		return se.status
+	}
+	return 0
+}
+
+// op names the call for the user: "create the runner", the object a 404 is about and the role
+// a 403 asks for.
+type op struct {
+	action string
+	object string
+	role   string
+}
+
+type statusError struct {
+	status   int
+	msg      string
+	sentinel error
+}
+
+func (e *statusError) Error() string { return e.msg }
+func (e *statusError) Unwrap() error { return e.sentinel }
+
+// wrap turns a client-go error into one sentence with an exit code.
+func wrap(o op, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, gl.ErrNotFound) {
+		obj := o.object
+		if obj == "" {
+			obj = "the object"
+		}
+		return fail.WithCode(fail.CodeNotFound, &statusError{
+			status:   http.StatusNotFound,
+			msg:      fmt.Sprintf("cannot %s: %s was not found (404); check the id or path and that the token's user can see it", o.action, obj),
+			sentinel: ErrNotFound,
+		})
+	}
+	var er *gl.ErrorResponse
+	if errors.As(err, &er) {
+		return fromResponse(o, er)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: the run's --timeout expired before GitLab answered", o.action), sentinel: errTransport})
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		host := ue.URL
+		if u, perr := url.Parse(ue.URL); perr == nil {
+			host = u.Host
+		}
+		cause := rootCause(ue.Err)
+		if ue.Timeout() {
+			cause = "no answer within the request timeout"
+		}
+		return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: GitLab at %s could not be reached (%s)", o.action, host, cause), sentinel: errTransport})
+	}
+	return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: %s", o.action, rootCause(err)), sentinel: errTransport})
+}
+
+func fromResponse(o op, er *gl.ErrorResponse) error {
+	status := er.StatusCode
+	if status == 0 && er.Response != nil {
+		status = er.Response.StatusCode
+	}
+	body := parseBody(er.Body)
+	se := &statusError{status: status}
+	code := fail.CodeFailure
+	switch {
+	case status == http.StatusUnauthorized:
+		code = fail.CodeAuth
+		why := "it is unknown, expired or revoked"
+		if body.description != "" {
+			why = strings.TrimSuffix(body.description, ".")
+		}
+		se.msg = fmt.Sprintf("cannot %s: GitLab refused the access token (401 Unauthorized: %s); set GITLAB_TOKEN to a valid personal, group or project access token with the api and create_runner scopes", o.action, why)
+	case status == http.StatusForbidden && body.err == "insufficient_scope":
+		code = fail.CodeAuth
+		se.msg = fmt.Sprintf("cannot %s: the access token lacks the scope for it (403 insufficient_scope; GitLab accepts %s here); give the token the api and create_runner scopes", o.action, orDefault(body.scope, "api"))
+	case status == http.StatusForbidden:
+		code = fail.CodeAuth
+		role := o.role
+		if role == "" {
+			role = "more rights on this resource"
+		}
+		se.msg = fmt.Sprintf("cannot %s: GitLab answered 403 (%s); the token's user needs %s", o.action, orDefault(body.text, "Forbidden"), role)
+	case status == http.StatusTooManyRequests:
+		se.msg = fmt.Sprintf("cannot %s: GitLab kept rate-limiting the requests (429 Too Many Requests) after retries; try again later or lower --concurrency", o.action)
+	case status >= 500:
+		se.msg = fmt.Sprintf("cannot %s: GitLab failed with HTTP %d after retries; the command is safe to run again", o.action, status)
+	default:
+		code = fail.CodeConflict
+		se.msg = fmt.Sprintf("cannot %s: GitLab rejected it (%d): %s", o.action, status, orDefault(body.text, http.StatusText(status)))
+	}
+	return fail.WithCode(code, se)
+}
+
+type errBody struct {
+	text, err, description, scope string
+}
+
+// parseBody reads GitLab's error shapes: {"message": string|object}, {"error": string,
+// "error_description": string, "scope": string}, or plain text.
+func parseBody(b []byte) errBody {
+	var out errBody
+	var raw map[string]any
+	if json.Unmarshal(b, &raw) != nil {
+		out.text = strings.TrimSpace(string(b))
+		if len(out.text) > 200 || strings.Contains(out.text, "<") {
+			out.text = ""
+		}
+		return out
+	}
+	out.err, _ = raw["error"].(string)
+	out.description, _ = raw["error_description"].(string)
+	out.scope, _ = raw["scope"].(string)
+	switch m := raw["message"].(type) {
+	case string:
+		out.text = m
+	case map[string]any:
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		var parts []string
+		for _, k := range keys {
+			var msgs []string
+			switch v := m[k].(type) {
+			case []any:
+				for _, x := range v {
+					msgs = append(msgs, fmt.Sprint(x))
+				}
+			default:
+				msgs = append(msgs, fmt.Sprint(v))
+			}
+			if k == "base" {
+				parts = append(parts, strings.Join(msgs, ", "))
+			} else {
+				parts = append(parts, k+" "+strings.Join(msgs, ", "))
+			}
+		}
+		out.text = strings.Join(parts, "; ")
+	}
+	if out.text == "" {
+		out.text = out.err
+		if out.description != "" {
+			out.text += ": " + out.description
+		}
+	}
+	return out
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// rootCause strips Go's wrapping down to the last message (e.g. "connection refused").
+func rootCause(err error) string {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			break
+		}
+		err = u
+	}
+	return err.Error()
+}

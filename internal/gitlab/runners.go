@@ -1,0 +1,288 @@
+package gitlab
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	gl "gitlab.com/gitlab-org/api/client-go/v2"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+)
+
+// RunnerAttrs are the attributes of POST /user/runners and PUT /runners/:id, with owners
+// resolved to numeric ids.
+type RunnerAttrs struct {
+	Type            spec.RunnerType
+	ProjectID       int64
+	GroupID         int64
+	Description     string
+	TagList         []string
+	RunUntagged     bool
+	Locked          bool
+	AccessLevel     string
+	MaximumTimeout  int64
+	Paused          bool
+	MaintenanceNote string
+}
+
+// Runner is a runner as GitLab reports it (never with a token).
+type Runner struct {
+	ID              int64      `json:"id"`
+	Type            string     `json:"runner_type"`
+	Description     string     `json:"description"`
+	TagList         []string   `json:"tag_list"`
+	RunUntagged     bool       `json:"run_untagged"`
+	Locked          bool       `json:"locked"`
+	Paused          bool       `json:"paused"`
+	AccessLevel     string     `json:"access_level"`
+	MaximumTimeout  int64      `json:"maximum_timeout"`
+	MaintenanceNote string     `json:"maintenance_note"`
+	Status          string     `json:"status"`
+	ContactedAt     *time.Time `json:"contacted_at"`
+	// TokenExpiresAt is reported by newer GitLab versions only.
+	TokenExpiresAt *time.Time `json:"token_expires_at"`
+	ProjectIDs     []int64    `json:"-"`
+	GroupIDs       []int64    `json:"-"`
+}
+
+// RunnerSummary is a runner as list endpoints report it.
+type RunnerSummary struct {
+	ID          int64
+	Type        string
+	Description string
+	Status      string
+	Paused      bool
+}
+
+// Manager is one host or pod registered with a runner's token.
+type Manager struct {
+	SystemID    string     `json:"system_id"`
+	Status      string     `json:"status"`
+	Version     string     `json:"version,omitempty"`
+	Platform    string     `json:"platform,omitempty"`
+	ContactedAt *time.Time `json:"contacted_at,omitempty"`
+	CreatedAt   *time.Time `json:"created_at,omitempty"`
+}
+
+// NewToken is a runner token fresh from GitLab: shown once, never again.
+type NewToken struct {
+	RunnerID  int64
+	Token     token.Secret
+	ExpiresAt *time.Time
+}
+
+func roleFor(t spec.RunnerType) string {
+	switch t {
+	case spec.InstanceType:
+		return "to be an administrator (instance runners)"
+	case spec.GroupType:
+		return "the Owner role on the group"
+	default:
+		return "the Maintainer role on the project"
+	}
+}
+
+// CreateRunner calls POST /user/runners.
+func (c *Client) CreateRunner(ctx context.Context, a RunnerAttrs) (NewToken, error) {
+	opt := &gl.CreateUserRunnerOptions{
+		RunnerType:  ptr(string(a.Type)),
+		Description: ptr(a.Description),
+		Paused:      ptr(a.Paused),
+		Locked:      ptr(a.Locked),
+		RunUntagged: ptr(a.RunUntagged),
+		TagList:     ptr(append([]string{}, a.TagList...)),
+	}
+	switch a.Type {
+	case spec.ProjectType:
+		opt.ProjectID = ptr(a.ProjectID)
+	case spec.GroupType:
+		opt.GroupID = ptr(a.GroupID)
+	}
+	if a.AccessLevel != "" {
+		opt.AccessLevel = ptr(a.AccessLevel)
+	}
+	if a.MaximumTimeout > 0 {
+		opt.MaximumTimeout = ptr(a.MaximumTimeout)
+	}
+	if a.MaintenanceNote != "" {
+		opt.MaintenanceNote = ptr(a.MaintenanceNote)
+	}
+	r, _, err := c.gl.Users.CreateUserRunner(opt, reqOpts(ctx))
+	if err != nil {
+		return NewToken{}, wrap(op{action: "create the " + string(a.Type) + " runner", object: ownerObject(a), role: roleFor(a.Type)}, err)
+	}
+	return NewToken{RunnerID: r.ID, Token: token.Secret(r.Token), ExpiresAt: r.TokenExpiresAt}, nil
+}
+
+func ownerObject(a RunnerAttrs) string {
+	switch a.Type {
+	case spec.ProjectType:
+		return fmt.Sprintf("project %d", a.ProjectID)
+	case spec.GroupType:
+		return fmt.Sprintf("group %d", a.GroupID)
+	}
+	return "the instance"
+}
+
+// runnerDetails adds token_expires_at (newer GitLab) to client-go's struct.
+type runnerDetails struct {
+	gl.RunnerDetails
+	TokenExpiresAt *time.Time `json:"token_expires_at"`
+}
+
+// GetRunner calls GET /runners/:id. A missing runner gives an error matching IsNotFound.
+func (c *Client) GetRunner(ctx context.Context, id int64) (*Runner, error) {
+	// client-go's RunnerDetails has no token_expires_at, so the request is made by hand.
+	req, err := c.gl.NewRequest(http.MethodGet, "runners/"+idString(id), nil, []gl.RequestOptionFunc{reqOpts(ctx)})
+	if err != nil {
+		return nil, err
+	}
+	var d runnerDetails
+	if _, err := c.gl.Do(req, &d); err != nil {
+		return nil, wrap(op{action: fmt.Sprintf("read runner %d", id), object: fmt.Sprintf("runner %d", id), role: "rights to read the runner (Maintainer of its project, Owner of its group, or admin)"}, err)
+	}
+	r := &Runner{
+		ID: d.ID, Type: d.RunnerType, Description: d.Description, TagList: d.TagList,
+		RunUntagged: d.RunUntagged, Locked: d.Locked, Paused: d.Paused, AccessLevel: d.AccessLevel,
+		MaximumTimeout: d.MaximumTimeout, MaintenanceNote: d.MaintenanceNote, Status: d.Status,
+		ContactedAt: d.ContactedAt, TokenExpiresAt: d.TokenExpiresAt,
+	}
+	for _, p := range d.Projects {
+		r.ProjectIDs = append(r.ProjectIDs, p.ID)
+	}
+	for _, g := range d.Groups {
+		r.GroupIDs = append(r.GroupIDs, g.ID)
+	}
+	return r, nil
+}
+
+// UpdateRunner calls PUT /runners/:id with every attribute (the owner cannot change).
+func (c *Client) UpdateRunner(ctx context.Context, id int64, a RunnerAttrs) error {
+	opt := &gl.UpdateRunnerDetailsOptions{
+		Description:     ptr(a.Description),
+		Paused:          ptr(a.Paused),
+		TagList:         ptr(append([]string{}, a.TagList...)),
+		RunUntagged:     ptr(a.RunUntagged),
+		Locked:          ptr(a.Locked),
+		MaintenanceNote: ptr(a.MaintenanceNote),
+	}
+	if a.AccessLevel != "" {
+		opt.AccessLevel = ptr(a.AccessLevel)
+	}
+	if a.MaximumTimeout > 0 {
+		opt.MaximumTimeout = ptr(a.MaximumTimeout)
+	}
+	_, _, err := c.gl.Runners.UpdateRunnerDetails(id, opt, reqOpts(ctx))
+	return wrap(op{action: fmt.Sprintf("update runner %d", id), object: fmt.Sprintf("runner %d", id), role: roleFor(a.Type)}, err)
+}
+
+// DeleteRunner calls DELETE /runners/:id.
+func (c *Client) DeleteRunner(ctx context.Context, id int64) error {
+	_, err := c.gl.Runners.RemoveRunner(id, reqOpts(ctx))
+	return wrap(op{action: fmt.Sprintf("delete runner %d", id), object: fmt.Sprintf("runner %d", id), role: "rights to delete the runner (Maintainer of its only project, Owner of its group, or admin)"}, err)
+}
+
+// ResetRunnerToken calls POST /runners/:id/reset_authentication_token. The old token stops
+// working at once.
+func (c *Client) ResetRunnerToken(ctx context.Context, id int64) (NewToken, error) {
+	t, _, err := c.gl.Runners.ResetRunnerAuthenticationToken(id, reqOpts(ctx))
+	if err != nil {
+		return NewToken{}, wrap(op{action: fmt.Sprintf("reset the token of runner %d", id), object: fmt.Sprintf("runner %d", id), role: "rights to update the runner (Maintainer of its project, Owner of its group, or admin); or use --use-runner-token"}, err)
+	}
+	if t.Token == nil || *t.Token == "" {
+		return NewToken{}, fmt.Errorf("reset the token of runner %d: GitLab answered without a token", id)
+	}
+	return NewToken{RunnerID: id, Token: token.Secret(*t.Token), ExpiresAt: t.TokenExpiresAt}, nil
+}
+
+// ResetRunnerTokenWithToken calls POST /runners/reset_authentication_token, authenticated by
+// the runner's current token instead of an access token.
+func (c *Client) ResetRunnerTokenWithToken(ctx context.Context, current token.Secret) (NewToken, error) {
+	body := struct {
+		Token string `json:"token"`
+	}{current.Reveal()}
+	req, err := c.gl.NewRequest(http.MethodPost, "runners/reset_authentication_token", &body, []gl.RequestOptionFunc{reqOpts(ctx)})
+	if err != nil {
+		return NewToken{}, err
+	}
+	var out struct {
+		Token          string     `json:"token"`
+		TokenExpiresAt *time.Time `json:"token_expires_at"`
+	}
+	if _, err := c.gl.Do(req, &out); err != nil {
+		return NewToken{}, wrap(op{action: "reset the runner token with the runner's own token", object: "the runner", role: "a current runner token; the stored one is already invalid (expired, rotated or revoked), so rotate with an access token instead"}, err)
+	}
+	if out.Token == "" {
+		return NewToken{}, fmt.Errorf("reset the runner token: GitLab answered without a token")
+	}
+	return NewToken{Token: token.Secret(out.Token), ExpiresAt: out.TokenExpiresAt}, nil
+}
+
+// VerifyRunnerToken calls POST /runners/verify with the runner's token and returns the runner
+// id. GitLab records a manager for the given system id, so callers pass a stable one.
+func (c *Client) VerifyRunnerToken(ctx context.Context, t token.Secret, systemID string) (int64, error) {
+	body := struct {
+		Token    string `json:"token"`
+		SystemID string `json:"system_id,omitempty"`
+	}{t.Reveal(), systemID}
+	req, err := c.gl.NewRequest(http.MethodPost, "runners/verify", &body, []gl.RequestOptionFunc{reqOpts(ctx)})
+	if err != nil {
+		return 0, err
+	}
+	var out struct {
+		ID int64 `json:"id"`
+	}
+	if _, err := c.gl.Do(req, &out); err != nil {
+		return 0, wrap(op{action: "verify the runner token", object: "the runner", role: "a valid runner token (it is invalid, expired or was rotated)"}, err)
+	}
+	return out.ID, nil
+}
+
+// ListOwnerRunners lists every runner of one type owned by a project, a group, or (admin) the
+// instance, following pagination.
+func (c *Client) ListOwnerRunners(ctx context.Context, owner spec.OwnerKind, ownerID int64, typ spec.RunnerType) ([]RunnerSummary, error) {
+	var out []RunnerSummary
+	lo := gl.ListOptions{PerPage: 100, Page: 1}
+	for {
+		var (
+			rs   []*gl.Runner
+			resp *gl.Response
+			err  error
+		)
+		t := ptr(string(typ))
+		switch owner {
+		case spec.OwnerProject:
+			rs, resp, err = c.gl.Runners.ListProjectRunners(ownerID, &gl.ListProjectRunnersOptions{ListOptions: lo, Type: t}, reqOpts(ctx))
+		case spec.OwnerGroup:
+			rs, resp, err = c.gl.Runners.ListGroupsRunners(ownerID, &gl.ListGroupsRunnersOptions{ListOptions: lo, Type: t}, reqOpts(ctx))
+		default:
+			rs, resp, err = c.gl.Runners.ListAllRunners(&gl.ListRunnersOptions{ListOptions: lo, Type: t}, reqOpts(ctx))
+		}
+		if err != nil {
+			return nil, wrap(op{action: fmt.Sprintf("list the %s runners of %s %d", typ, owner, ownerID), object: fmt.Sprintf("%s %d", owner, ownerID), role: "the Maintainer role (projects), Owner role (groups) or admin (instance)"}, err)
+		}
+		for _, r := range rs {
+			out = append(out, RunnerSummary{ID: r.ID, Type: r.RunnerType, Description: r.Description, Status: r.Status, Paused: r.Paused})
+		}
+		if resp == nil || resp.NextPage == 0 {
+			return out, nil
+		}
+		lo.Page = resp.NextPage
+	}
+}
+
+// ListManagers calls GET /runners/:id/managers.
+func (c *Client) ListManagers(ctx context.Context, id int64) ([]Manager, error) {
+	ms, _, err := c.gl.Runners.ListRunnerManagers(id, reqOpts(ctx))
+	if err != nil {
+		return nil, wrap(op{action: fmt.Sprintf("list the managers of runner %d", id), object: fmt.Sprintf("runner %d", id)}, err)
+	}
+	out := make([]Manager, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, Manager{SystemID: m.SystemID, Status: m.Status, Version: m.Version, Platform: m.Platform, ContactedAt: m.ContactedAt, CreatedAt: m.CreatedAt})
+	}
+	return out, nil
+}

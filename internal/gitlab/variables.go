@@ -1,0 +1,211 @@
+package gitlab
+
+import (
+	"context"
+	"fmt"
+
+	gl "gitlab.com/gitlab-org/api/client-go/v2"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+)
+
+// VarRef names one CI/CD variable: owner, owner id, key and environment scope.
+type VarRef struct {
+	Owner   spec.OwnerKind
+	OwnerID int64
+	Key     string
+	Scope   string
+}
+
+// String is how the variable is named to the user: "project 42 variable RUNNER_TOKEN (scope *)".
+func (v VarRef) String() string {
+	if v.Owner == spec.OwnerInstance {
+		return fmt.Sprintf("instance variable %s", v.Key)
+	}
+	return fmt.Sprintf("%s %d variable %s (scope %s)", v.Owner, v.OwnerID, v.Key, v.Scope)
+}
+
+// Target is the variable's identity as recorded in a runner's marker.
+func (v VarRef) Target() string { return spec.Target(v.Owner, v.OwnerID, v.Key, v.Scope) }
+
+// Variable is a variable's settings. Its value is deliberately not kept: hidden values are
+// never returned, and visible ones are not needed.
+type Variable struct {
+	Key         string `json:"key"`
+	Scope       string `json:"environment_scope"`
+	Description string `json:"description"`
+	Type        string `json:"variable_type"`
+	Protected   bool   `json:"protected"`
+	Masked      bool   `json:"masked"`
+	Hidden      bool   `json:"hidden"`
+	Raw         bool   `json:"raw"`
+}
+
+// VariableWrite is a create or update. Nil fields are not sent: an update of a hidden
+// variable must not send masked, or GitLab rejects it.
+type VariableWrite struct {
+	Value       *token.Secret
+	Description *string
+	Protected   *bool
+	Masked      *bool
+	// Hidden is only honoured on create (masked_and_hidden); GitLab cannot change it later.
+	Hidden bool
+	Type   *string
+	Raw    *bool
+}
+
+func varRole(o spec.OwnerKind) string {
+	switch o {
+	case spec.OwnerGroup:
+		return "the Owner role on the group to manage its CI/CD variables"
+	case spec.OwnerInstance:
+		return "to be an administrator to manage instance CI/CD variables"
+	}
+	return "the Maintainer role on the project to manage its CI/CD variables"
+}
+
+func (c *Client) varOp(action string, v VarRef) op {
+	obj := v.String()
+	return op{action: action + " " + obj, object: obj, role: varRole(v.Owner)}
+}
+
+// GetVariable reads one variable (exact scope). A missing variable matches IsNotFound.
+func (c *Client) GetVariable(ctx context.Context, v VarRef) (*Variable, error) {
+	o := c.varOp("read", v)
+	filter := &gl.VariableFilter{EnvironmentScope: v.Scope}
+	switch v.Owner {
+	case spec.OwnerProject:
+		pv, _, err := c.gl.ProjectVariables.GetVariable(v.OwnerID, v.Key, &gl.GetProjectVariableOptions{Filter: filter}, reqOpts(ctx))
+		if err != nil {
+			return nil, wrap(o, err)
+		}
+		return &Variable{Key: pv.Key, Scope: pv.EnvironmentScope, Description: pv.Description, Type: string(pv.VariableType), Protected: pv.Protected, Masked: pv.Masked, Hidden: pv.Hidden, Raw: pv.Raw}, nil
+	case spec.OwnerGroup:
+		gv, _, err := c.gl.GroupVariables.GetVariable(v.OwnerID, v.Key, &gl.GetGroupVariableOptions{Filter: filter}, reqOpts(ctx))
+		if err != nil {
+			return nil, wrap(o, err)
+		}
+		return &Variable{Key: gv.Key, Scope: gv.EnvironmentScope, Description: gv.Description, Type: string(gv.VariableType), Protected: gv.Protected, Masked: gv.Masked, Hidden: gv.Hidden, Raw: gv.Raw}, nil
+	default:
+		iv, _, err := c.gl.InstanceVariables.GetVariable(v.Key, reqOpts(ctx))
+		if err != nil {
+			return nil, wrap(o, err)
+		}
+		return &Variable{Key: iv.Key, Scope: spec.DefaultScope, Description: iv.Description, Type: string(iv.VariableType), Protected: iv.Protected, Masked: iv.Masked, Raw: iv.Raw}, nil
+	}
+}
+
+// CreateVariable calls POST .../variables.
+func (c *Client) CreateVariable(ctx context.Context, v VarRef, w VariableWrite) error {
+	o := c.varOp("create", v)
+	var value *string
+	if w.Value != nil {
+		value = ptr(w.Value.Reveal())
+	}
+	typ := varType(w.Type)
+	var err error
+	switch v.Owner {
+	case spec.OwnerProject:
+		opt := &gl.CreateProjectVariableOptions{Key: ptr(v.Key), Value: value, Description: w.Description, EnvironmentScope: ptr(v.Scope), Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}
+		if w.Hidden {
+			opt.MaskedAndHidden, opt.Masked = ptr(true), nil
+		}
+		_, _, err = c.gl.ProjectVariables.CreateVariable(v.OwnerID, opt, reqOpts(ctx))
+	case spec.OwnerGroup:
+		opt := &gl.CreateGroupVariableOptions{Key: ptr(v.Key), Value: value, Description: w.Description, EnvironmentScope: ptr(v.Scope), Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}
+		if w.Hidden {
+			opt.MaskedAndHidden, opt.Masked = ptr(true), nil
+		}
+		_, _, err = c.gl.GroupVariables.CreateVariable(v.OwnerID, opt, reqOpts(ctx))
+	default:
+		_, _, err = c.gl.InstanceVariables.CreateVariable(&gl.CreateInstanceVariableOptions{Key: ptr(v.Key), Value: value, Description: w.Description, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, reqOpts(ctx))
+	}
+	return wrap(o, err)
+}
+
+// UpdateVariable calls PUT .../variables/:key with filter[environment_scope], sending only the
+// fields set in w.
+func (c *Client) UpdateVariable(ctx context.Context, v VarRef, w VariableWrite) error {
+	o := c.varOp("update", v)
+	var value *string
+	if w.Value != nil {
+		value = ptr(w.Value.Reveal())
+	}
+	typ := varType(w.Type)
+	filter := &gl.VariableFilter{EnvironmentScope: v.Scope}
+	var err error
+	switch v.Owner {
+	case spec.OwnerProject:
+		_, _, err = c.gl.ProjectVariables.UpdateVariable(v.OwnerID, v.Key, &gl.UpdateProjectVariableOptions{Value: value, Description: w.Description, Filter: filter, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, reqOpts(ctx))
+	case spec.OwnerGroup:
+		_, _, err = c.gl.GroupVariables.UpdateVariable(v.OwnerID, v.Key, &gl.UpdateGroupVariableOptions{Value: value, Description: w.Description, Filter: filter, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, reqOpts(ctx))
+	default:
+		_, _, err = c.gl.InstanceVariables.UpdateVariable(v.Key, &gl.UpdateInstanceVariableOptions{Value: value, Description: w.Description, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, reqOpts(ctx))
+	}
+	return wrap(o, err)
+}
+
+// DeleteVariable calls DELETE .../variables/:key with filter[environment_scope].
+func (c *Client) DeleteVariable(ctx context.Context, v VarRef) error {
+	o := c.varOp("delete", v)
+	filter := &gl.VariableFilter{EnvironmentScope: v.Scope}
+	var err error
+	switch v.Owner {
+	case spec.OwnerProject:
+		_, err = c.gl.ProjectVariables.RemoveVariable(v.OwnerID, v.Key, &gl.RemoveProjectVariableOptions{Filter: filter}, reqOpts(ctx))
+	case spec.OwnerGroup:
+		_, err = c.gl.GroupVariables.RemoveVariable(v.OwnerID, v.Key, &gl.RemoveGroupVariableOptions{Filter: filter}, reqOpts(ctx))
+	default:
+		_, err = c.gl.InstanceVariables.RemoveVariable(v.Key, reqOpts(ctx))
+	}
+	return wrap(o, err)
+}
+
+// ListVariables lists every variable of an owner (20 per page by default; 100 asked).
+func (c *Client) ListVariables(ctx context.Context, owner spec.OwnerKind, ownerID int64) ([]Variable, error) {
+	o := op{action: fmt.Sprintf("list the CI/CD variables of %s %d", owner, ownerID), object: fmt.Sprintf("%s %d", owner, ownerID), role: varRole(owner)}
+	if owner == spec.OwnerInstance {
+		o = op{action: "list the instance CI/CD variables", object: "the instance", role: varRole(owner)}
+	}
+	var out []Variable
+	lo := gl.ListOptions{PerPage: 100, Page: 1}
+	for {
+		var resp *gl.Response
+		var err error
+		switch owner {
+		case spec.OwnerProject:
+			var vs []*gl.ProjectVariable
+			vs, resp, err = c.gl.ProjectVariables.ListVariables(ownerID, &gl.ListProjectVariablesOptions{ListOptions: lo}, reqOpts(ctx))
+			for _, pv := range vs {
+				out = append(out, Variable{Key: pv.Key, Scope: pv.EnvironmentScope, Description: pv.Description, Type: string(pv.VariableType), Protected: pv.Protected, Masked: pv.Masked, Hidden: pv.Hidden, Raw: pv.Raw})
+			}
+		case spec.OwnerGroup:
+			var vs []*gl.GroupVariable
+			vs, resp, err = c.gl.GroupVariables.ListVariables(ownerID, &gl.ListGroupVariablesOptions{ListOptions: lo}, reqOpts(ctx))
+			for _, gv := range vs {
+				out = append(out, Variable{Key: gv.Key, Scope: gv.EnvironmentScope, Description: gv.Description, Type: string(gv.VariableType), Protected: gv.Protected, Masked: gv.Masked, Hidden: gv.Hidden, Raw: gv.Raw})
+			}
+		default:
+			var vs []*gl.InstanceVariable
+			vs, resp, err = c.gl.InstanceVariables.ListVariables(&gl.ListInstanceVariablesOptions{ListOptions: lo}, reqOpts(ctx))
+			for _, iv := range vs {
+				out = append(out, Variable{Key: iv.Key, Scope: spec.DefaultScope, Description: iv.Description, Type: string(iv.VariableType), Protected: iv.Protected, Masked: iv.Masked, Raw: iv.Raw})
+			}
+		}
+		if err != nil {
+			return nil, wrap(o, err)
+		}
+		if resp == nil || resp.NextPage == 0 {
+			return out, nil
+		}
+		lo.Page = resp.NextPage
+	}
+}
+
+func varType(t *string) *gl.VariableTypeValue {
+	if t == nil {
+		return nil
+	}
+	return ptr(gl.VariableTypeValue(*t))
+}

@@ -1,0 +1,120 @@
+// Package record keeps the two links that make runner-bootstrap idempotent without any state
+// file: a managed variable's description names its runner (hidden values can never be read
+// back, so the link must live beside the value), and a created runner's maintenance note names
+// the variable it was created for (so a runner whose token was never stored can be found and
+// cleaned up by the next run).
+package record
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// VariablePrefix starts the description of every variable the tool manages.
+const VariablePrefix = "managed by runner-bootstrap"
+
+// Variable is what a managed variable's description records.
+type Variable struct {
+	RunnerID int64
+	// TokenExpiresAt is nil when the token never expires.
+	TokenExpiresAt *time.Time
+	// TokenSetAt is when the stored value was written.
+	TokenSetAt time.Time
+	// RotationPending is set before a token reset and cleared when the new token is stored, so
+	// a run that died in between is known to have left a stale value.
+	RotationPending bool
+}
+
+// Description renders the record; it stays well under GitLab's 255-character limit.
+func (v Variable) Description() string {
+	exp := "never"
+	if v.TokenExpiresAt != nil {
+		exp = v.TokenExpiresAt.UTC().Format(time.RFC3339)
+	}
+	s := fmt.Sprintf("%s; runner_id=%d; token_expires_at=%s; token_set_at=%s",
+		VariablePrefix, v.RunnerID, exp, v.TokenSetAt.UTC().Format(time.RFC3339))
+	if v.RotationPending {
+		s += "; rotation_pending=true"
+	}
+	return s
+}
+
+var fieldRE = regexp.MustCompile(`([a-z_]+)=([^;\s]+)`)
+
+// ParseVariable reads a managed variable's description. ok is false when the description
+// was not written by this tool.
+func ParseVariable(desc string) (v Variable, ok bool) {
+	if !strings.HasPrefix(desc, VariablePrefix) {
+		return Variable{}, false
+	}
+	for _, m := range fieldRE.FindAllStringSubmatch(desc, -1) {
+		switch m[1] {
+		case "runner_id":
+			id, err := strconv.ParseInt(m[2], 10, 64)
+			if err != nil {
+				return Variable{}, false
+			}
+			v.RunnerID = id
+		case "token_expires_at":
+			if t, err := time.Parse(time.RFC3339, m[2]); err == nil {
+				v.TokenExpiresAt = &t
+			}
+		case "token_set_at":
+			if t, err := time.Parse(time.RFC3339, m[2]); err == nil {
+				v.TokenSetAt = t
+			}
+		case "rotation_pending":
+			v.RotationPending = m[2] == "true"
+		}
+	}
+	return v, v.RunnerID > 0
+}
+
+// NoteMarker starts the tool's line in a runner's maintenance note.
+const NoteMarker = "[runner-bootstrap]"
+
+// Runner is what a created runner's maintenance note records.
+type Runner struct {
+	// Target is the variable the runner's token is meant for (spec.Target).
+	Target string
+	// CreatedAt is when the tool created the runner.
+	CreatedAt time.Time
+}
+
+// Line renders the marker line.
+func (r Runner) Line() string {
+	return fmt.Sprintf("%s target=%s created=%s", NoteMarker, r.Target, r.CreatedAt.UTC().Format(time.RFC3339))
+}
+
+// ComposeNote appends the marker line to the user's own maintenance note.
+func ComposeNote(userNote string, r Runner) string {
+	userNote = strings.TrimRight(userNote, "\n ")
+	if userNote == "" {
+		return r.Line()
+	}
+	return userNote + "\n" + r.Line()
+}
+
+// ParseNote splits a maintenance note into the user's part and the tool's marker.
+// ok is false when the runner was not created by this tool.
+func ParseNote(note string) (userNote string, r Runner, ok bool) {
+	i := strings.LastIndex(note, NoteMarker)
+	if i < 0 {
+		return note, Runner{}, false
+	}
+	userNote = strings.TrimRight(note[:i], "\n ")
+	for _, m := range fieldRE.FindAllStringSubmatch(note[i:], -1) {
+		switch m[1] {
+		case "target":
+			r.Target = m[2]
+		case "created":
+			if t, err := time.Parse(time.RFC3339, m[2]); err == nil {
+				r.CreatedAt = t
+			}
+		}
+	}
+	return userNote, r, r.Target != ""
+}
