@@ -1,0 +1,229 @@
+// Package cli is runner-bootstrap's command line: one file per command, each translating its
+// flags into a spec, calling internal/lifecycle and printing the result.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alecthomas/kong"
+	"github.com/sirupsen/logrus"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+)
+
+// Config is the seam between main and the program: tests drive the real parser with their own
+// arguments, writers and environment.
+type Config struct {
+	Args    []string
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Getenv  func(string) string
+	Version string
+}
+
+// CLI is the root of the command tree.
+type CLI struct {
+	Globals
+
+	Version kong.VersionFlag `help:"Print the version and exit."`
+
+	Create CreateCmd `cmd:"" help:"Ensure a runner exists with the given attributes and its token is stored in a CI/CD variable."`
+	Rotate RotateCmd `cmd:"" help:"Reset a runner's token and store the new one in its variable (for scheduled pipelines)."`
+	Status StatusCmd `cmd:"" help:"Show the runner behind a variable, its managers and token expiry; the exit code says if action is needed."`
+	Delete DeleteCmd `cmd:"" help:"Delete the runner behind a variable and the variable."`
+	Prune  PruneCmd  `cmd:"" help:"Delete runners this tool created that no variable references any more, or that are stale."`
+}
+
+// Globals are the connection, output and logging flags of every command.
+type Globals struct {
+	GitlabURL      string        `name:"gitlab-url" placeholder:"URL" help:"GitLab base URL; /api/v4 is appended (default: $$CI_SERVER_URL, else https://gitlab.com)."`
+	TokenFile      string        `name:"token-file" placeholder:"PATH" help:"Read the access token from this file instead of $$GITLAB_TOKEN (never pass a token as a flag value)."`
+	CAFile         string        `name:"ca-file" placeholder:"PATH" help:"PEM bundle to trust for a self-managed GitLab (default: $$CI_SERVER_TLS_CA_FILE)."`
+	InsecureHTTP   bool          `name:"insecure-http" help:"Allow a plain http:// GitLab URL that is not loopback (sends the token unencrypted)."`
+	Output         string        `name:"output" short:"o" enum:"text,json" default:"text" help:"Result format on stdout: text or json (one object, never a token)."`
+	LogLevel       string        `name:"log-level" enum:"trace,debug,info,warn,error" default:"info" help:"Log level on stderr: trace, debug, info, warn or error."`
+	LogFormat      string        `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
+	Timeout        time.Duration `name:"timeout" default:"5m" help:"Give up on the whole command after this long."`
+	RequestTimeout time.Duration `name:"request-timeout" default:"30s" help:"Give up on one HTTP request after this long (it is retried if safe)."`
+}
+
+// App is what commands get at run time.
+type App struct {
+	Globals
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	Log    *logrus.Logger
+	// Ctx is cancelled after --timeout.
+	Ctx context.Context
+
+	redactor  *token.Redactor
+	once      sync.Once
+	client    *gitlab.Client
+	clientErr error
+	// NewAPI builds the GitLab client; tests may replace it.
+	newAPI func(gitlab.Config) (*gitlab.Client, error)
+}
+
+// Printer returns the stdout printer for --output.
+func (a *App) Printer() output.Printer {
+	return output.Printer{W: a.Stdout, Format: output.Format(a.Output)}
+}
+
+// Client connects to GitLab on first use, so that bad flags are reported without a token.
+func (a *App) Client() (*gitlab.Client, error) {
+	a.once.Do(func() {
+		tok, err := a.accessToken()
+		if err != nil {
+			a.clientErr = err
+			return
+		}
+		a.redactor.Add(tok)
+		url := a.GitlabURL
+		if url == "" {
+			url = a.Getenv("CI_SERVER_URL")
+		}
+		if url == "" {
+			url = "https://gitlab.com"
+		}
+		ca := a.CAFile
+		if ca == "" {
+			ca = a.Getenv("CI_SERVER_TLS_CA_FILE")
+		}
+		a.client, a.clientErr = a.newAPI(gitlab.Config{
+			BaseURL: url, Token: tok, CAFile: ca, InsecureHTTP: a.InsecureHTTP,
+			RequestTimeout: a.RequestTimeout, Log: a.Log, UserAgent: "runner-bootstrap",
+		})
+	})
+	return a.client, a.clientErr
+}
+
+// Service returns the lifecycle service over the GitLab client.
+func (a *App) Service() (*lifecycle.Service, error) {
+	c, err := a.Client()
+	if err != nil {
+		return nil, err
+	}
+	return lifecycle.New(c, a.Log), nil
+}
+
+// accessToken reads GITLAB_TOKEN or --token-file and refuses the wrong kinds of token.
+func (a *App) accessToken() (string, error) {
+	tok := a.Getenv("GITLAB_TOKEN")
+	if a.TokenFile != "" {
+		st, err := os.Stat(a.TokenFile)
+		if err != nil {
+			return "", fail.Usagef("cannot read --token-file %s: %v", a.TokenFile, pathErr(err))
+		}
+		if st.IsDir() {
+			return "", fail.Usagef("--token-file %s is a directory: expected a file holding the access token", a.TokenFile)
+		}
+		if st.Mode().Perm()&0o007 != 0 {
+			return "", fail.Usagef("--token-file %s can be read or written by every user (mode %04o): restrict it, e.g. chmod 600 %s", a.TokenFile, st.Mode().Perm(), a.TokenFile)
+		}
+		b, err := os.ReadFile(a.TokenFile)
+		if err != nil {
+			return "", fail.Usagef("cannot read --token-file %s: %v", a.TokenFile, pathErr(err))
+		}
+		tok = strings.TrimRight(string(b), "\r\n")
+	}
+	if err := token.CheckAccessToken(tok, a.Getenv("CI_JOB_TOKEN")); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+func pathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// exitPanic carries kong's exit code (after --help or --version) out of the parser.
+type exitPanic struct{ code int }
+
+// Run parses the arguments, runs the command and returns the process exit code.
+func Run(ctx context.Context, cfg Config) (code int) {
+	if cfg.Getenv == nil {
+		cfg.Getenv = func(string) string { return "" }
+	}
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("runner-bootstrap"),
+		kong.Description("Create GitLab runners, store their authentication tokens as masked, hidden CI/CD variables, and keep them rotated.\n\nThe access token comes from $GITLAB_TOKEN (or --token-file): a personal, group or project access token with the api and create_runner scopes."),
+		kong.Writers(cfg.Stdout, cfg.Stderr),
+		kong.Exit(func(c int) { panic(exitPanic{c}) }),
+		kong.Vars{"version": cfg.Version},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
+	)
+	if err != nil {
+		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: internal error: %v\n", err)
+		return fail.CodeFailure
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			ep, ok := r.(exitPanic)
+			if !ok {
+				panic(r)
+			}
+			code = ep.code
+		}
+	}()
+	kctx, err := parser.Parse(cfg.Args)
+	if err != nil {
+		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: %s\n", sentence(err.Error()))
+		return fail.CodeUsage
+	}
+
+	app := &App{Globals: cli.Globals, Stdout: cfg.Stdout, Stderr: cfg.Stderr, Getenv: cfg.Getenv, redactor: &token.Redactor{}, newAPI: gitlab.New}
+	app.redactor.Add(cfg.Getenv("CI_JOB_TOKEN"))
+	app.Log = newLogger(cfg.Stderr, app.LogLevel, app.LogFormat, app.redactor)
+	c, cancel := context.WithTimeout(ctx, app.Timeout)
+	defer cancel()
+	app.Ctx = c
+
+	if err := kctx.Run(app); err != nil {
+		msg := app.redactor.Redact(err.Error())
+		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: %s\n", sentence(msg))
+		return fail.Code(err)
+	}
+	return fail.CodeOK
+}
+
+func newLogger(w io.Writer, level, format string, r *token.Redactor) *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(w)
+	lv, err := logrus.ParseLevel(level)
+	if err != nil {
+		lv = logrus.InfoLevel
+	}
+	l.SetLevel(lv)
+	var inner logrus.Formatter = &logrus.TextFormatter{DisableTimestamp: false, FullTimestamp: true, DisableColors: true}
+	if format == "json" {
+		inner = &logrus.JSONFormatter{}
+	}
+	l.SetFormatter(&token.Formatter{Inner: inner, Redactor: r})
+	return l
+}
+
+// sentence ends a message with a full stop.
+func sentence(s string) string {
+	s = strings.TrimSpace(s)
+	if s != "" && !strings.HasSuffix(s, ".") {
+		s += "."
+	}
+	return s
+}

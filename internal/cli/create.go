@@ -1,0 +1,115 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+)
+
+// CreateCmd ensures one runner and its variable.
+type CreateCmd struct {
+	RunnerFlags
+	VariableFlags
+	Dotenv string `name:"dotenv" placeholder:"FILE" help:"Also write the result's non-secret facts as KEY=value lines for artifacts:reports:dotenv."`
+}
+
+// Run implements the command.
+func (c *CreateCmd) Run(app *App) error {
+	s := spec.New()
+	c.RunnerFlags.apply(&s)
+	if err := c.VariableFlags.apply(&s); err != nil {
+		return err
+	}
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	svc, err := app.Service()
+	if err != nil {
+		return err
+	}
+	r, err := svc.Resolve(app.Ctx, s)
+	if err != nil {
+		return err
+	}
+	res, err := svc.Ensure(app.Ctx, r)
+	if err != nil {
+		return err
+	}
+	if err := writeResultDotenv(c.Dotenv, res); err != nil {
+		return err
+	}
+	return app.Printer().Print(res, func(w io.Writer) { printResult(w, r, res) })
+}
+
+func printResult(w io.Writer, r lifecycle.Resolved, res lifecycle.Result) {
+	switch res.Action {
+	case lifecycle.ActionCreated:
+		line(w, "created %s runner %d for %s", res.RunnerType, res.RunnerID, r.OwnerPath)
+	case lifecycle.ActionReplaced:
+		line(w, "replaced runner %d with new %s runner %d for %s", res.PreviousRunnerID, res.RunnerType, res.RunnerID, r.OwnerPath)
+	case lifecycle.ActionUpdated:
+		line(w, "updated runner %d for %s: %s", res.RunnerID, r.OwnerPath, strings.Join(res.Changes, ", "))
+	case lifecycle.ActionUnchanged:
+		line(w, "runner %d for %s is up to date; nothing was written", res.RunnerID, r.OwnerPath)
+	}
+	line(w, "token stored in %s variable %s (scope %s): %s", r.VarOwnerPath, r.Var.Key, r.Var.Scope, variableFlags(r))
+	line(w, "token expires: %s", expiry(res.TokenExpiresAt))
+	for _, id := range res.OrphansDeleted {
+		line(w, "deleted runner %d: it was marked for this variable but its token was never stored", id)
+	}
+	for _, n := range res.Notes {
+		line(w, "note: %s", n)
+	}
+}
+
+func variableFlags(r lifecycle.Resolved) string {
+	v := r.Spec.Variable
+	parts := []string{"masked"}
+	if v.Hidden && v.Owner != spec.OwnerInstance {
+		parts = append(parts, "hidden")
+	}
+	if v.Protected {
+		parts = append(parts, "protected")
+	} else {
+		parts = append(parts, "not protected")
+	}
+	if v.Type == spec.File {
+		parts = append(parts, "file")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func expiry(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// writeResultDotenv writes the result's facts for later jobs; never the token.
+func writeResultDotenv(path string, res lifecycle.Result) error {
+	if path == "" {
+		return nil
+	}
+	exp := ""
+	if res.TokenExpiresAt != nil {
+		exp = res.TokenExpiresAt.UTC().Format(time.RFC3339)
+	}
+	return output.WriteDotenv(path, map[string]string{
+		"RUNNER_BOOTSTRAP_ACTION":            res.Action,
+		"RUNNER_BOOTSTRAP_RUNNER_ID":         strconv.FormatInt(res.RunnerID, 10),
+		"RUNNER_BOOTSTRAP_RUNNER_TYPE":       res.RunnerType,
+		"RUNNER_BOOTSTRAP_VARIABLE_KEY":      res.VariableKey,
+		"RUNNER_BOOTSTRAP_VARIABLE_OWNER":    res.VariableOwner,
+		"RUNNER_BOOTSTRAP_VARIABLE_OWNER_ID": strconv.FormatInt(res.VariableOwnerID, 10),
+		"RUNNER_BOOTSTRAP_TOKEN_EXPIRES_AT":  exp,
+	})
+}
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

@@ -1,0 +1,95 @@
+package cli
+
+import (
+	"io"
+	"strings"
+	"time"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+)
+
+// PruneCmd deletes runners the tool created that nothing uses.
+type PruneCmd struct {
+	OwnerFlags
+	Instance   bool          `name:"instance" help:"Look at instance runners (admin)."`
+	RunnerType []string      `name:"runner-type" enum:"instance_type,group_type,project_type" sep:"," placeholder:"TYPE" help:"Runner types to look at (default: the owner's own type)."`
+	OlderThan  time.Duration `name:"older-than" placeholder:"DURATION" help:"Also prune runners with no contact for this long, e.g. 720h."`
+	DryRun     bool          `name:"dry-run" help:"List what would be deleted and change nothing."`
+}
+
+type pruneResult struct {
+	DryRun  bool                  `json:"dry_run"`
+	Runners []lifecycle.PruneItem `json:"runners"`
+}
+
+// Run implements the command.
+func (c *PruneCmd) Run(app *App) error {
+	n := 0
+	for _, set := range []bool{c.ProjectID != "", c.GroupID != "", c.Instance} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fail.Usagef("prune needs exactly one of --project-id, --group-id or --instance: where to look for runners")
+	}
+	if c.OlderThan < 0 {
+		return fail.Usagef("--older-than %s is negative: expected a duration such as 720h", c.OlderThan)
+	}
+	svc, err := app.Service()
+	if err != nil {
+		return err
+	}
+	s := spec.New()
+	o := lifecycle.PruneOptions{OlderThan: c.OlderThan, DryRun: c.DryRun}
+	switch {
+	case c.ProjectID != "":
+		s.Runner.ProjectRef = c.ProjectID
+		o.Owner, o.Types = spec.OwnerProject, []spec.RunnerType{spec.ProjectType}
+	case c.GroupID != "":
+		s.Runner.Type, s.Runner.GroupRef = spec.GroupType, c.GroupID
+		o.Owner, o.Types = spec.OwnerGroup, []spec.RunnerType{spec.GroupType}
+	default:
+		s.Runner.Type, s.Variable.Owner = spec.InstanceType, spec.OwnerInstance
+		o.Owner, o.Types = spec.OwnerInstance, []spec.RunnerType{spec.InstanceType}
+	}
+	r, err := svc.Resolve(app.Ctx, s)
+	if err != nil {
+		return err
+	}
+	o.OwnerID = r.Attrs.ProjectID + r.Attrs.GroupID
+	if len(c.RunnerType) > 0 {
+		o.Types = nil
+		for _, t := range c.RunnerType {
+			o.Types = append(o.Types, spec.RunnerType(t))
+		}
+	}
+	items, err := svc.Prune(app.Ctx, o)
+	if perr := app.Printer().Print(pruneResult{DryRun: c.DryRun, Runners: items}, func(w io.Writer) {
+		verb := "deleted"
+		if c.DryRun {
+			verb = "would delete"
+		}
+		if len(items) == 0 {
+			line(w, "nothing to prune in %s", r.OwnerPath)
+		}
+		for _, it := range items {
+			line(w, "%s runner %d (%s %q): %s", verb, it.RunnerID, it.RunnerType, it.Description, it.Reason)
+		}
+		if c.DryRun && len(items) > 0 {
+			line(w, "dry run: nothing was changed; run again without --dry-run to delete %s", plural(len(items), "runner"))
+		}
+	}); perr != nil && err == nil {
+		err = perr
+	}
+	return err
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strings.Join([]string{itoa(n), word + "s"}, " ")
+}

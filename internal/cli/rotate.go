@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"io"
+	"time"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+)
+
+// RotateCmd resets a runner's token and stores the new one.
+type RotateCmd struct {
+	OwnerFlags
+	VariableTargetFlags
+	IfExpiringWithin time.Duration `name:"if-expiring-within" placeholder:"DURATION" help:"Rotate only when the token expires within this window, e.g. 72h (default: always rotate)."`
+	UseRunnerToken   bool          `name:"use-runner-token" help:"Reset with the runner's own current token, read from the job's environment variable named by --variable-key, for access tokens without rights on the runner."`
+	Dotenv           string        `name:"dotenv" placeholder:"FILE" help:"Also write the result's non-secret facts as KEY=value lines for artifacts:reports:dotenv."`
+}
+
+// Run implements the command.
+func (c *RotateCmd) Run(app *App) error {
+	s, err := targetSpec(c.OwnerFlags, c.VariableTargetFlags)
+	if err != nil {
+		return err
+	}
+	if err := s.Variable.Validate(); err != nil {
+		return err
+	}
+	if c.IfExpiringWithin < 0 {
+		return fail.Usagef("--if-expiring-within %s is negative: expected a duration such as 72h", c.IfExpiringWithin)
+	}
+	opts := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin}
+	if c.UseRunnerToken {
+		cur := app.Getenv(s.Variable.Key)
+		if cur == "" {
+			return fail.Usagef("--use-runner-token reads the current runner token from $%s, which is empty here: run this in a job that receives the variable (protected variables reach only protected branches)", s.Variable.Key)
+		}
+		if !token.IsRunnerToken(cur) {
+			return fail.Usagef("--use-runner-token needs a runner authentication token in $%s, but it holds %s", s.Variable.Key, token.Classify(cur))
+		}
+		app.redactor.Add(cur)
+		sec := token.Secret(cur)
+		opts.RunnerToken = &sec
+	}
+	svc, err := app.Service()
+	if err != nil {
+		return err
+	}
+	r, err := svc.Resolve(app.Ctx, s)
+	if err != nil {
+		return err
+	}
+	res, err := svc.Rotate(app.Ctx, r, opts)
+	if err != nil {
+		return err
+	}
+	if err := writeResultDotenv(c.Dotenv, res); err != nil {
+		return err
+	}
+	return app.Printer().Print(res, func(w io.Writer) {
+		if res.Action == lifecycle.ActionRotated {
+			line(w, "rotated the token of runner %d and stored it in %s variable %s (scope %s)", res.RunnerID, r.VarOwnerPath, r.Var.Key, r.Var.Scope)
+		} else {
+			line(w, "did not rotate runner %d", res.RunnerID)
+		}
+		line(w, "reason: %s", res.Reason)
+		line(w, "token expires: %s", expiry(res.TokenExpiresAt))
+	})
+}

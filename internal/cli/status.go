@@ -1,0 +1,74 @@
+package cli
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+)
+
+// StatusCmd reports on the runner behind a variable.
+type StatusCmd struct {
+	OwnerFlags
+	VariableTargetFlags
+	WarnWithin time.Duration `name:"warn-within" default:"72h" placeholder:"DURATION" help:"Exit 10 when the token expires within this window."`
+}
+
+// Run implements the command.
+func (c *StatusCmd) Run(app *App) error {
+	s, err := targetSpec(c.OwnerFlags, c.VariableTargetFlags)
+	if err != nil {
+		return err
+	}
+	if err := s.Variable.Validate(); err != nil {
+		return err
+	}
+	if c.WarnWithin < 0 {
+		return fail.Usagef("--warn-within %s is negative: expected a duration such as 72h", c.WarnWithin)
+	}
+	svc, err := app.Service()
+	if err != nil {
+		return err
+	}
+	r, err := svc.Resolve(app.Ctx, s)
+	if err != nil {
+		return err
+	}
+	rep, err := svc.Status(app.Ctx, r, c.WarnWithin)
+	if err != nil {
+		return err
+	}
+	if err := app.Printer().Print(rep, func(w io.Writer) {
+		line(w, "variable: %s variable %s (scope %s)", r.VarOwnerPath, r.Var.Key, r.Var.Scope)
+		if rep.RunnerID != 0 {
+			line(w, "runner:   %d %s %q, status %s", rep.RunnerID, rep.RunnerType, rep.Description, orDash(rep.Status))
+		}
+		if rep.ContactedAt != nil {
+			line(w, "contacted: %s", rep.ContactedAt.UTC().Format(time.RFC3339))
+		}
+		line(w, "managers: %d", len(rep.Managers))
+		for _, m := range rep.Managers {
+			contacted := "never"
+			if m.ContactedAt != nil {
+				contacted = m.ContactedAt.UTC().Format(time.RFC3339)
+			}
+			line(w, "  %s %s, last contact %s", m.SystemID, m.Status, contacted)
+		}
+		line(w, "token expires: %s", expiry(rep.TokenExpiresAt))
+		line(w, "health: %s: %s", rep.Health, rep.Message)
+	}); err != nil {
+		return err
+	}
+	if rep.ExitCode != fail.CodeOK {
+		return fail.WithCode(rep.ExitCode, errors.New(rep.Message))
+	}
+	return nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,328 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+)
+
+// errSuperseded means a concurrent run created a newer runner for the same variable; the
+// losing run deletes its own runner and looks again.
+var errSuperseded = errors.New("superseded by a concurrent run")
+
+const ensureAttempts = 3
+
+// Ensure makes the runner and its variable match r. Order of operations, and why each step
+// is safe to interrupt:
+//
+//  1. read the variable and the runner it records (reads only);
+//  2. runner present: update it in place (PUT) if the spec changed; the token is untouched;
+//  3. otherwise delete orphans: runners whose maintenance note names this variable but that the
+//     variable does not name (a run was killed between creating a runner and storing its token);
+//  4. create the runner with that marker already in its maintenance note, so if the run dies
+//     now the next run finds it in step 3;
+//  5. store the token (the only copy, from the API response) with the runner id in the
+//     variable's description; if storing fails, delete the runner just created;
+//  6. read the variable back and delete older marked runners, so two concurrent runs end with
+//     one runner (the newest wins; the loser deletes its own).
+func (s *Service) Ensure(ctx context.Context, r Resolved) (Result, error) {
+	for attempt := 1; ; attempt++ {
+		res, err := s.ensureOnce(ctx, r)
+		if !errors.Is(err, errSuperseded) || attempt == ensureAttempts {
+			return res, err
+		}
+		s.Log.WithField("attempt", attempt).Info("a concurrent run created a newer runner for this variable; looking again")
+		s.Pause(time.Duration(attempt) * 500 * time.Millisecond)
+	}
+}
+
+func (s *Service) ensureOnce(ctx context.Context, r Resolved) (Result, error) {
+	res := s.result(r, "")
+	if r.Var.Owner == spec.OwnerInstance && r.Spec.Variable.Hidden {
+		res.Notes = append(res.Notes, "instance variables cannot be hidden; the token is stored masked and protected")
+	}
+	v, err := s.API.GetVariable(ctx, r.Var)
+	if err != nil && !gitlab.IsNotFound(err) {
+		return res, err
+	}
+	var rec record.Variable
+	if v != nil {
+		var ok bool
+		if rec, ok = record.ParseVariable(v.Description); !ok {
+			return res, notManaged(r.Var)
+		}
+		if err := checkVisibility(r, v); err != nil {
+			return res, err
+		}
+	}
+	if v != nil {
+		runner, err := s.API.GetRunner(ctx, rec.RunnerID)
+		switch {
+		case err == nil && s.sameOwner(r, runner):
+			return s.converge(ctx, r, v, rec, runner, res)
+		case err == nil:
+			// The runner type or owner changed: GitLab cannot move a runner, so it is replaced.
+			res.PreviousRunnerID = rec.RunnerID
+			res.Changes = append(res.Changes, fmt.Sprintf("runner type or owner (was %s)", runner.Type))
+		case gitlab.IsNotFound(err):
+			res.PreviousRunnerID = rec.RunnerID
+			s.Log.WithField("runner_id", rec.RunnerID).Warnf("runner %d recorded in %s no longer exists; creating a replacement", rec.RunnerID, r.Var)
+		default:
+			return res, err
+		}
+	}
+	return s.createAndStore(ctx, r, v, res)
+}
+
+// checkVisibility refuses what GitLab cannot change on an existing variable.
+func checkVisibility(r Resolved, v *gitlab.Variable) error {
+	want := r.Spec.Variable.Hidden && r.Var.Owner != spec.OwnerInstance
+	if v.Hidden != want {
+		state := map[bool]string{true: "hidden", false: "not hidden"}
+		return fail.WithCode(fail.CodeConflict, fmt.Errorf("%s is %s and GitLab cannot change that after creation: run runner-bootstrap delete for it first, or keep --variable-hidden=%t", r.Var, state[v.Hidden], v.Hidden))
+	}
+	return nil
+}
+
+func (s *Service) sameOwner(r Resolved, runner *gitlab.Runner) bool {
+	if runner.Type != string(r.Attrs.Type) {
+		return false
+	}
+	switch r.Attrs.Type {
+	case spec.ProjectType:
+		return len(runner.ProjectIDs) > 0 && runner.ProjectIDs[0] == r.Attrs.ProjectID
+	case spec.GroupType:
+		return len(runner.GroupIDs) > 0 && runner.GroupIDs[0] == r.Attrs.GroupID
+	}
+	return true
+}
+
+// converge updates an existing runner and variable in place; it writes nothing when both
+// already match.
+func (s *Service) converge(ctx context.Context, r Resolved, v *gitlab.Variable, rec record.Variable, runner *gitlab.Runner, res Result) (Result, error) {
+	res.RunnerID = runner.ID
+	res.TokenExpiresAt = rec.TokenExpiresAt
+	userNote, marker, ok := record.ParseNote(runner.MaintenanceNote)
+	if !ok {
+		marker = record.Runner{Target: r.Var.Target(), CreatedAt: s.Now()}
+	}
+	want := r.Attrs
+	want.MaintenanceNote = record.ComposeNote(r.Attrs.MaintenanceNote, marker)
+	changes := runnerChanges(r.Attrs, userNote, ok, runner)
+	if len(changes) > 0 {
+		if err := s.API.UpdateRunner(ctx, runner.ID, want); err != nil {
+			return res, err
+		}
+		s.Log.WithField("runner_id", runner.ID).Infof("updated runner %d: %s", runner.ID, strings.Join(changes, ", "))
+	}
+	w := gitlab.VariableWrite{}
+	if v.Protected != r.Spec.Variable.Protected {
+		w.Protected = &r.Spec.Variable.Protected
+		changes = append(changes, "variable protected")
+	}
+	if v.Type != r.Spec.Variable.Type {
+		w.Type = &r.Spec.Variable.Type
+		changes = append(changes, "variable type")
+	}
+	if rec.RotationPending {
+		// A rotation reset the token but died before storing the new one: the stored value is
+		// invalid. Repair by rotating now.
+		nt, err := s.API.ResetRunnerToken(ctx, runner.ID)
+		if err != nil {
+			return res, err
+		}
+		w.Value = &nt.Token
+		rec = record.Variable{RunnerID: runner.ID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
+		w.Description = ptr(rec.Description())
+		res.TokenExpiresAt = nt.ExpiresAt
+		changes = append(changes, "token (an interrupted rotation left a stale value)")
+	}
+	if w != (gitlab.VariableWrite{}) {
+		if err := s.API.UpdateVariable(ctx, r.Var, w); err != nil {
+			return res, err
+		}
+	}
+	res.Changes = changes
+	res.Action = ActionUnchanged
+	if len(changes) > 0 {
+		res.Action = ActionUpdated
+	}
+	deleted, err := s.deleteOrphans(ctx, r, func(id int64) bool { return id != runner.ID })
+	res.OrphansDeleted = deleted
+	return res, err
+}
+
+// runnerChanges lists the attributes that differ between the spec and GitLab.
+func runnerChanges(a gitlab.RunnerAttrs, userNote string, marked bool, r *gitlab.Runner) []string {
+	var c []string
+	add := func(cond bool, name string) {
+		if cond {
+			c = append(c, name)
+		}
+	}
+	add(r.Description != a.Description, "description")
+	add(!sameTags(r.TagList, a.TagList), "tag_list")
+	add(r.RunUntagged != a.RunUntagged, "run_untagged")
+	add(r.Locked != a.Locked, "locked")
+	add(r.Paused != a.Paused, "paused")
+	add(r.AccessLevel != a.AccessLevel, "access_level")
+	add(a.MaximumTimeout != 0 && r.MaximumTimeout != a.MaximumTimeout, "maximum_timeout")
+	add(!marked || userNote != strings.TrimRight(a.MaintenanceNote, "\n "), "maintenance_note")
+	return c
+}
+
+// createAndStore creates a runner and stores its token (steps 3 to 6 of Ensure).
+func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Variable, res Result) (Result, error) {
+	deleted, err := s.deleteOrphans(ctx, r, func(int64) bool { return true })
+	res.OrphansDeleted = deleted
+	if err != nil {
+		return res, err
+	}
+	a := r.Attrs
+	a.MaintenanceNote = record.ComposeNote(r.Attrs.MaintenanceNote, record.Runner{Target: r.Var.Target(), CreatedAt: s.Now()})
+	nt, err := s.API.CreateRunner(ctx, a)
+	if err != nil {
+		if gitlab.IsAmbiguous(err) {
+			// GitLab may have created the runner without our seeing its token: remove it now
+			// rather than leave it to the next run.
+			if cleaned, cerr := s.deleteOrphans(ctx, r, func(int64) bool { return true }); cerr == nil && len(cleaned) > 0 {
+				return res, fmt.Errorf("%w; GitLab had created runner %d anyway, which was deleted because its token was lost; run the command again", err, cleaned[0])
+			}
+		}
+		return res, err
+	}
+	log := s.Log.WithField("runner_id", nt.RunnerID)
+	log.Infof("created %s runner %d for %s", a.Type, nt.RunnerID, r.OwnerPath)
+
+	if newer, err := s.newerMarked(ctx, r, nt.RunnerID); err != nil || newer {
+		s.discard(ctx, nt.RunnerID)
+		if err != nil {
+			return res, err
+		}
+		return res, errSuperseded
+	}
+
+	rec := record.Variable{RunnerID: nt.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
+	if err := s.store(ctx, r, v, nt, rec); err != nil {
+		if derr := s.API.DeleteRunner(ctx, nt.RunnerID); derr != nil {
+			return res, fmt.Errorf("%w; runner %d was created but its token could not be stored, and deleting it failed too (%v): it is marked, so the next run deletes it", err, nt.RunnerID, derr)
+		}
+		return res, fmt.Errorf("%w; runner %d was deleted again so that no runner is left whose token is stored nowhere", err, nt.RunnerID)
+	}
+	log.Infof("stored its token in %s", r.Var)
+
+	// Read back: a concurrent run may have stored its own runner after us.
+	if got, err := s.API.GetVariable(ctx, r.Var); err == nil {
+		if cur, ok := record.ParseVariable(got.Description); ok && cur.RunnerID != nt.RunnerID {
+			if cur.RunnerID > nt.RunnerID {
+				s.discard(ctx, nt.RunnerID)
+				return res, errSuperseded
+			}
+			if err := s.store(ctx, r, got, nt, rec); err != nil {
+				return res, err
+			}
+		}
+	}
+	more, err := s.deleteOrphans(ctx, r, func(id int64) bool { return id < nt.RunnerID })
+	res.OrphansDeleted = append(res.OrphansDeleted, more...)
+	if err != nil {
+		return res, err
+	}
+	res.RunnerID = nt.RunnerID
+	res.TokenExpiresAt = nt.ExpiresAt
+	res.Action = ActionCreated
+	if v != nil {
+		res.Action = ActionReplaced
+	}
+	return res, nil
+}
+
+// store writes the token and its record. A new variable is created masked (and hidden and
+// protected as asked); an existing one gets a value-only update, because GitLab rejects any
+// change of masked on a hidden variable.
+func (s *Service) store(ctx context.Context, r Resolved, v *gitlab.Variable, nt gitlab.NewToken, rec record.Variable) error {
+	desc := rec.Description()
+	if v == nil {
+		hidden := r.Spec.Variable.Hidden && r.Var.Owner != spec.OwnerInstance
+		w := gitlab.VariableWrite{
+			Value: &nt.Token, Description: &desc, Protected: &r.Spec.Variable.Protected,
+			Masked: ptr(true), Hidden: hidden, Type: &r.Spec.Variable.Type, Raw: ptr(false),
+		}
+		err := s.API.CreateVariable(ctx, r.Var, w)
+		if err == nil || !strings.Contains(err.Error(), "has already been taken") {
+			return err
+		}
+		// A concurrent run created it first: update it instead.
+	}
+	return s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Value: &nt.Token, Description: &desc})
+}
+
+// marked lists the runners, among those pick accepts, whose maintenance note names r's
+// variable. Only runners of the spec's type and owner are candidates; the details of each
+// candidate are read to see its note.
+func (s *Service) marked(ctx context.Context, r Resolved, pick func(int64) bool) ([]int64, error) {
+	owner, id := runnerOwner(r.Attrs)
+	list, err := s.API.ListOwnerRunners(ctx, owner, id, r.Attrs.Type)
+	if err != nil {
+		return nil, err
+	}
+	target := r.Var.Target()
+	var out []int64
+	for _, sum := range list {
+		// Every runner this tool creates for r has r's description; others need no GET.
+		if (!r.AnyDescription && sum.Description != r.Attrs.Description) || !pick(sum.ID) {
+			continue
+		}
+		d, err := s.API.GetRunner(ctx, sum.ID)
+		if gitlab.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, m, ok := record.ParseNote(d.MaintenanceNote); ok && m.Target == target {
+			out = append(out, sum.ID)
+		}
+	}
+	return out, nil
+}
+
+// deleteOrphans deletes the marked runners for which pick is true.
+func (s *Service) deleteOrphans(ctx context.Context, r Resolved, pick func(int64) bool) ([]int64, error) {
+	ids, err := s.marked(ctx, r, pick)
+	if err != nil {
+		return nil, err
+	}
+	var deleted []int64
+	for _, id := range ids {
+		if err := s.API.DeleteRunner(ctx, id); err != nil && !gitlab.IsNotFound(err) {
+			return deleted, err
+		}
+		s.Log.WithField("runner_id", id).Warnf("deleted runner %d: it was created for %s but its token is not stored there (an interrupted or concurrent run)", id, r.Var)
+		deleted = append(deleted, id)
+	}
+	return deleted, nil
+}
+
+// newerMarked reports whether a runner newer than id is marked for r's variable.
+func (s *Service) newerMarked(ctx context.Context, r Resolved, id int64) (bool, error) {
+	ids, err := s.marked(ctx, r, func(other int64) bool { return other > id })
+	return len(ids) > 0, err
+}
+
+// discard deletes a runner this run created and no longer needs; a failure is only logged
+// because the runner is marked and the next run deletes it.
+func (s *Service) discard(ctx context.Context, id int64) {
+	if err := s.API.DeleteRunner(ctx, id); err != nil && !gitlab.IsNotFound(err) {
+		s.Log.WithField("runner_id", id).Warnf("could not delete runner %d (%v); it is marked and the next run deletes it", id, err)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

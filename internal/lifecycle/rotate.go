@@ -1,0 +1,125 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+)
+
+// RotateOptions tune Rotate.
+type RotateOptions struct {
+	// IfExpiringWithin rotates only when the token expires within this window (0: always).
+	IfExpiringWithin time.Duration
+	// RunnerToken, when set, authenticates the reset with the runner's current token
+	// (POST /runners/reset_authentication_token) instead of the access token's rights.
+	RunnerToken *token.Secret
+}
+
+// Rotate resets the runner's token and stores the new one in the same variable. GitLab
+// invalidates the old token at once, so the steps are ordered to keep the window short and
+// recoverable:
+//
+//  1. read the variable's record and the runner (reads only);
+//  2. mark the variable rotation_pending with a description-only update: this proves the
+//     variable is writable before anything irreversible happens;
+//  3. reset the token;
+//  4. store the new token with a value-only update (client retries cover transient errors);
+//     if that still fails, the variable stays marked: status reports it and the next rotate or
+//     create repairs it.
+func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Result, error) {
+	res := s.result(r, "")
+	v, err := s.API.GetVariable(ctx, r.Var)
+	if gitlab.IsNotFound(err) {
+		return res, fail.WithCode(fail.CodeNotFound, fmt.Errorf("%s does not exist: create the runner and store its token first with runner-bootstrap create", r.Var))
+	}
+	if err != nil {
+		return res, err
+	}
+	rec, ok := record.ParseVariable(v.Description)
+	if !ok {
+		return res, notManaged(r.Var)
+	}
+	res.RunnerID = rec.RunnerID
+	res.TokenExpiresAt = rec.TokenExpiresAt
+	runner, err := s.API.GetRunner(ctx, rec.RunnerID)
+	switch {
+	case gitlab.IsNotFound(err):
+		return res, fail.WithCode(fail.CodeNotFound, fmt.Errorf("runner %d recorded in %s no longer exists: run runner-bootstrap create to replace it", rec.RunnerID, r.Var))
+	case err != nil && o.RunnerToken == nil:
+		return res, err
+	case err != nil:
+		// The access token may have no rights on the runner: that is what --use-runner-token is for.
+		runner = nil
+	}
+	if runner != nil {
+		res.RunnerType = runner.Type
+	}
+
+	reason, due := s.rotationDue(rec, runner, o.IfExpiringWithin)
+	res.Reason = reason
+	if !due {
+		res.Action = ActionSkipped
+		s.Log.Infof("not rotating the token of runner %d: %s", rec.RunnerID, reason)
+		return res, nil
+	}
+
+	pending := rec
+	pending.RotationPending = true
+	if err := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: ptr(pending.Description())}); err != nil {
+		return res, fmt.Errorf("%w; nothing was rotated", err)
+	}
+	var nt gitlab.NewToken
+	if o.RunnerToken != nil {
+		nt, err = s.API.ResetRunnerTokenWithToken(ctx, *o.RunnerToken)
+	} else {
+		nt, err = s.API.ResetRunnerToken(ctx, rec.RunnerID)
+	}
+	if err != nil {
+		return res, fmt.Errorf("%w; %s is marked rotation_pending, so the next rotate or create finishes the job", err, r.Var)
+	}
+	done := record.Variable{RunnerID: rec.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
+	if err := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Value: &nt.Token, Description: ptr(done.Description())}); err != nil {
+		return res, fmt.Errorf("%w; runner %d's token was reset but the new one could not be stored, so its managers hold a revoked token until the next rotation: run runner-bootstrap rotate again (%s is marked rotation_pending)", err, rec.RunnerID, r.Var)
+	}
+	s.Log.WithField("runner_id", rec.RunnerID).Infof("rotated the token of runner %d and stored it in %s", rec.RunnerID, r.Var)
+	res.Action = ActionRotated
+	res.TokenExpiresAt = nt.ExpiresAt
+	return res, nil
+}
+
+// rotationDue decides whether to rotate and says why, in words for the log and JSON.
+func (s *Service) rotationDue(rec record.Variable, runner *gitlab.Runner, window time.Duration) (string, bool) {
+	if rec.RotationPending {
+		return "a previous rotation did not finish, so the stored token is stale", true
+	}
+	if runner != nil && runner.TokenExpiresAt != nil && (rec.TokenExpiresAt == nil || !runner.TokenExpiresAt.Equal(*rec.TokenExpiresAt)) {
+		return "the token was rotated outside runner-bootstrap (GitLab reports another expiry), so the stored token is stale", true
+	}
+	if window <= 0 {
+		return "rotation requested", true
+	}
+	exp := rec.TokenExpiresAt
+	if exp == nil {
+		return "the token never expires", false
+	}
+	left := exp.Sub(s.Now())
+	if left <= 0 {
+		return fmt.Sprintf("the token expired at %s", exp.UTC().Format(time.RFC3339)), true
+	}
+	if left <= window {
+		return fmt.Sprintf("the token expires in %s, within %s", roundDuration(left), window), true
+	}
+	return fmt.Sprintf("the token expires in %s, outside the %s window", roundDuration(left), window), false
+}
+
+func roundDuration(d time.Duration) time.Duration {
+	if d > time.Hour {
+		return d.Round(time.Minute)
+	}
+	return d.Round(time.Second)
+}

@@ -1,0 +1,99 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
+)
+
+// Health values reported by Status.
+const (
+	HealthOK              = "healthy"
+	HealthExpiring        = "expiring"
+	HealthExpired         = "expired"
+	HealthStale           = "stale_token"
+	HealthRunnerMissing   = "runner_missing"
+	HealthVariableMissing = "variable_missing"
+)
+
+// Report is what status prints.
+type Report struct {
+	Health           string           `json:"health"`
+	Message          string           `json:"message"`
+	RunnerID         int64            `json:"runner_id,omitempty"`
+	RunnerType       string           `json:"runner_type,omitempty"`
+	Description      string           `json:"description,omitempty"`
+	Status           string           `json:"status,omitempty"`
+	Paused           bool             `json:"paused"`
+	ContactedAt      *time.Time       `json:"contacted_at,omitempty"`
+	Managers         []gitlab.Manager `json:"managers"`
+	TokenExpiresAt   *time.Time       `json:"token_expires_at"`
+	TokenExpiresIn   string           `json:"token_expires_in,omitempty"`
+	TokenSetAt       *time.Time       `json:"token_set_at,omitempty"`
+	VariableKey      string           `json:"variable_key"`
+	VariableOwner    string           `json:"variable_owner"`
+	VariableOwnerID  int64            `json:"variable_owner_id,omitempty"`
+	EnvironmentScope string           `json:"environment_scope,omitempty"`
+	ExitCode         int              `json:"exit_code"`
+}
+
+// Status reads the variable, its runner and the runner's managers. Only reads. The report's
+// ExitCode is 0 when healthy, fail.CodeExpiring when the token expires within warnWithin (or
+// has expired, or is known to be stale), fail.CodeRunnerGone and fail.CodeVariableMissing.
+func (s *Service) Status(ctx context.Context, r Resolved, warnWithin time.Duration) (Report, error) {
+	rep := Report{VariableKey: r.Var.Key, VariableOwner: string(r.Var.Owner), VariableOwnerID: r.Var.OwnerID, EnvironmentScope: r.Var.Scope, Managers: []gitlab.Manager{}}
+	v, err := s.API.GetVariable(ctx, r.Var)
+	if gitlab.IsNotFound(err) {
+		return s.finish(rep, HealthVariableMissing, fail.CodeVariableMissing, fmt.Sprintf("%s does not exist", r.Var)), nil
+	}
+	if err != nil {
+		return rep, err
+	}
+	rec, ok := record.ParseVariable(v.Description)
+	if !ok {
+		return s.finish(rep, HealthVariableMissing, fail.CodeVariableMissing, fmt.Sprintf("%s exists but is not managed by runner-bootstrap", r.Var)), nil
+	}
+	rep.RunnerID = rec.RunnerID
+	rep.TokenExpiresAt = rec.TokenExpiresAt
+	if !rec.TokenSetAt.IsZero() {
+		rep.TokenSetAt = &rec.TokenSetAt
+	}
+	runner, err := s.API.GetRunner(ctx, rec.RunnerID)
+	if gitlab.IsNotFound(err) {
+		return s.finish(rep, HealthRunnerMissing, fail.CodeRunnerGone, fmt.Sprintf("runner %d recorded in %s no longer exists; runner-bootstrap create replaces it", rec.RunnerID, r.Var)), nil
+	}
+	if err != nil {
+		return rep, err
+	}
+	rep.RunnerType, rep.Description, rep.Status, rep.Paused, rep.ContactedAt = runner.Type, runner.Description, runner.Status, runner.Paused, runner.ContactedAt
+	if rep.Managers, err = s.API.ListManagers(ctx, runner.ID); err != nil {
+		return rep, err
+	}
+	if runner.TokenExpiresAt != nil {
+		rep.TokenExpiresAt = runner.TokenExpiresAt
+	}
+	reason, stale := s.rotationDue(rec, runner, 0)
+	if stale && reason != "rotation requested" {
+		return s.finish(rep, HealthStale, fail.CodeExpiring, reason+"; runner-bootstrap rotate fixes it"), nil
+	}
+	if exp := rep.TokenExpiresAt; exp != nil {
+		left := exp.Sub(s.Now())
+		rep.TokenExpiresIn = roundDuration(left).String()
+		switch {
+		case left <= 0:
+			return s.finish(rep, HealthExpired, fail.CodeExpiring, fmt.Sprintf("the token of runner %d expired at %s; runner-bootstrap rotate issues a new one", runner.ID, exp.UTC().Format(time.RFC3339))), nil
+		case warnWithin > 0 && left <= warnWithin:
+			return s.finish(rep, HealthExpiring, fail.CodeExpiring, fmt.Sprintf("the token of runner %d expires in %s, within --warn-within %s", runner.ID, roundDuration(left), warnWithin)), nil
+		}
+	}
+	return s.finish(rep, HealthOK, fail.CodeOK, fmt.Sprintf("runner %d is %s and its token is stored in %s", runner.ID, runner.Status, r.Var)), nil
+}
+
+func (s *Service) finish(rep Report, health string, code int, msg string) Report {
+	rep.Health, rep.ExitCode, rep.Message = health, code, msg
+	return rep
+}
