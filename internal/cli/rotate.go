@@ -16,19 +16,28 @@ type RotateCmd struct {
 	IfExpiringWithin time.Duration `name:"if-expiring-within" placeholder:"DURATION" help:"Rotate only when the token expires within this window, e.g. 72h (default: always rotate)."`
 	UseRunnerToken   bool          `name:"use-runner-token" help:"Reset with the runner's own current token, read from the job's environment variable named by --variable-key, for access tokens without rights on the runner."`
 	Dotenv           string        `name:"dotenv" placeholder:"FILE" help:"Also write the result's non-secret facts as KEY=value lines for artifacts:reports:dotenv."`
+	All              bool          `name:"all" help:"Rotate every variable this tool manages in the project (--project-id), group (--group-id) or instance (--variable-instance)."`
+	IncludeSubgroups bool          `name:"include-subgroups" help:"With --all and --group-id: also the group's subgroups and their projects."`
+	Concurrency      int           `name:"concurrency" default:"4" help:"With --all: rotations in flight at once."`
 }
 
 // Run implements the command.
 func (c *RotateCmd) Run(app *App) error {
+	if c.IfExpiringWithin < 0 {
+		return fail.Usagef("--if-expiring-within %s is negative: expected a duration such as 72h", c.IfExpiringWithin)
+	}
+	if c.All {
+		return c.runAll(app)
+	}
+	if c.IncludeSubgroups {
+		return fail.Usagef("--include-subgroups only goes with --all")
+	}
 	s, err := targetSpec(c.OwnerFlags, c.VariableTargetFlags)
 	if err != nil {
 		return err
 	}
 	if err := s.Variable.Validate(); err != nil {
 		return err
-	}
-	if c.IfExpiringWithin < 0 {
-		return fail.Usagef("--if-expiring-within %s is negative: expected a duration such as 72h", c.IfExpiringWithin)
 	}
 	opts := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin}
 	if c.UseRunnerToken {

@@ -38,3 +38,38 @@ func refArg(ref string) any {
 	}
 	return ref
 }
+
+// ListDescendants lists a group's subgroups (all levels) and the projects in the group and
+// its subgroups.
+func (c *Client) ListDescendants(ctx context.Context, groupID int64) (groups, projects []Namespace, err error) {
+	o := op{action: "list the subgroups and projects of group " + idString(groupID), object: "group " + idString(groupID), role: "access to the group"}
+	lo := gl.ListOptions{PerPage: 100, Page: 1}
+	for {
+		gs, resp, err := c.gl.Groups.ListDescendantGroups(groupID, &gl.ListDescendantGroupsOptions{ListOptions: lo}, reqOpts(ctx))
+		if err != nil {
+			return nil, nil, wrap(o, err)
+		}
+		for _, g := range gs {
+			groups = append(groups, Namespace{ID: g.ID, FullPath: g.FullPath})
+		}
+		if resp == nil || resp.NextPage == 0 {
+			break
+		}
+		lo.Page = resp.NextPage
+	}
+	lo.Page = 1
+	for {
+		ps, resp, err := c.gl.Groups.ListGroupProjects(groupID, &gl.ListGroupProjectsOptions{ListOptions: lo, IncludeSubGroups: ptr(true), Simple: ptr(true)}, reqOpts(ctx))
+		if err != nil {
+			return nil, nil, wrap(o, err)
+		}
+		for _, p := range ps {
+			projects = append(projects, Namespace{ID: p.ID, FullPath: p.PathWithNamespace})
+		}
+		if resp == nil || resp.NextPage == 0 {
+			break
+		}
+		lo.Page = resp.NextPage
+	}
+	return groups, projects, nil
+}

@@ -97,7 +97,8 @@ func (s *Service) rotationDue(rec record.Variable, runner *gitlab.Runner, window
 	if rec.RotationPending {
 		return "a previous rotation did not finish, so the stored token is stale", true
 	}
-	if runner != nil && runner.TokenExpiresAt != nil && (rec.TokenExpiresAt == nil || !runner.TokenExpiresAt.Equal(*rec.TokenExpiresAt)) {
+	// The record keeps whole seconds; GitLab reports milliseconds.
+	if runner != nil && runner.TokenExpiresAt != nil && (rec.TokenExpiresAt == nil || !runner.TokenExpiresAt.Truncate(time.Second).Equal(rec.TokenExpiresAt.Truncate(time.Second))) {
 		return "the token was rotated outside runner-bootstrap (GitLab reports another expiry), so the stored token is stale", true
 	}
 	if window <= 0 {

@@ -1,0 +1,77 @@
+package lifecycle
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+)
+
+// Owner is a project, group or the instance whose variables are searched.
+type Owner struct {
+	Kind spec.OwnerKind
+	ID   int64
+	Path string
+}
+
+// ManagedVariables lists the variables this tool manages in the given owners.
+func (s *Service) ManagedVariables(ctx context.Context, owners []Owner) ([]gitlab.VarRef, error) {
+	var out []gitlab.VarRef
+	for _, o := range owners {
+		vars, err := s.API.ListVariables(ctx, o.Kind, o.ID)
+		if err != nil {
+			return out, err
+		}
+		for _, v := range vars {
+			if strings.HasPrefix(v.Description, record.VariablePrefix) {
+				out = append(out, gitlab.VarRef{Owner: o.Kind, OwnerID: o.ID, Key: v.Key, Scope: v.Scope})
+			}
+		}
+	}
+	return out, nil
+}
+
+// BulkItem is the outcome of one variable in a bulk rotation.
+type BulkItem struct {
+	Variable string `json:"variable"`
+	Result
+	Error string `json:"error,omitempty"`
+}
+
+// RotateAll rotates every variable with at most concurrency rotations in flight. One failure
+// does not stop the others; done is called after each variable (for progress).
+func (s *Service) RotateAll(ctx context.Context, refs []gitlab.VarRef, o RotateOptions, concurrency int, done func(BulkItem)) []BulkItem {
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	items := make([]BulkItem, len(refs))
+	sem := make(chan struct{}, concurrency)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i, ref := range refs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			r := Resolved{Var: ref, Spec: spec.Spec{Variable: spec.Variable{Key: ref.Key, Owner: ref.Owner, EnvironmentScope: ref.Scope}}}
+			res, err := s.Rotate(ctx, r, o)
+			it := BulkItem{Variable: ref.String(), Result: res}
+			if err != nil {
+				it.Error = err.Error()
+				it.Action = "failed"
+			}
+			items[i] = it
+			if done != nil {
+				mu.Lock()
+				done(it)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return items
+}

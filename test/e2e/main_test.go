@@ -1,0 +1,112 @@
+// Package e2e runs the built runner-bootstrap binary against the fake GitLab (or, when
+// GITLAB_URL and GITLAB_TOKEN are set, a real one) and checks exit codes, output wording,
+// what changed on GitLab, and that no token ever appears in any output.
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	"gotest.tools/v3/icmd"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/test/gitlabfake"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rb-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "runner-bootstrap")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=e2e", "-o", binary, "../../cmd/runner-bootstrap")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build runner-bootstrap:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// target is the GitLab the tests talk to.
+type target struct {
+	url  string
+	fake *gitlabfake.Server // nil against a real GitLab
+	seed gitlabfake.Seed
+	// secrets are values that must never appear in any output.
+	secrets []string
+}
+
+// newTarget starts a fake GitLab, or uses the real one named by GITLAB_URL/GITLAB_TOKEN.
+func newTarget(t *testing.T) *target {
+	t.Helper()
+	if u, tok := os.Getenv("GITLAB_URL"), os.Getenv("GITLAB_TOKEN"); u != "" && tok != "" {
+		return realTarget(t, u, tok)
+	}
+	fake, seed := gitlabfake.NewTest(t)
+	tg := &target{url: seed.URL, fake: fake, seed: seed}
+	tg.secrets = append(tg.secrets, seed.AdminToken, seed.OwnerToken, seed.MaintainerToken, seed.DeveloperToken, seed.ReadAPIToken)
+	return tg
+}
+
+// needFake skips a test that inspects or manipulates the server's internals.
+func (tg *target) needFake(t *testing.T) {
+	t.Helper()
+	if tg.fake == nil {
+		t.Skip("this case inspects the fake GitLab's state (token values, injected faults); it cannot run against a real GitLab")
+	}
+}
+
+// run runs the binary with a clean environment: only what the case sets, so a CI job's own
+// CI_* and GITLAB_* variables never leak in.
+func (tg *target) run(t *testing.T, tok string, extraEnv []string, args ...string) *icmd.Result {
+	t.Helper()
+	envv := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "CI_SERVER_URL=" + tg.url}
+	if tok != "" {
+		envv = append(envv, "GITLAB_TOKEN="+tok)
+	}
+	envv = append(envv, extraEnv...)
+	res := icmd.RunCmd(icmd.Command(binary, args...), icmd.WithEnv(envv...))
+	tg.assertNoSecrets(t, res.Stdout()+res.Stderr())
+	return res
+}
+
+var tokenShape = regexp.MustCompile(`glrt-[A-Za-z0-9_.\-]{6,}|glpat-[A-Za-z0-9_\-]{6,}|GR1348941[A-Za-z0-9_\-]{6,}`)
+
+// assertNoSecrets fails when output holds a token shape or any token value the server knows.
+func (tg *target) assertNoSecrets(t *testing.T, out string) {
+	t.Helper()
+	assert.Assert(t, !tokenShape.MatchString(out), "output holds a token-shaped string:\n%s", out)
+	secrets := append([]string{}, tg.secrets...)
+	if tg.fake != nil {
+		for _, r := range tg.fake.Runners() {
+			secrets = append(secrets, r.Token)
+		}
+		for _, v := range tg.fake.Variables() {
+			secrets = append(secrets, v.Value)
+		}
+	}
+	for _, s := range secrets {
+		if len(s) >= 8 {
+			assert.Assert(t, !strings.Contains(out, s), "output holds a secret value:\n%s", out)
+		}
+	}
+}
+
+// writes is the number of successful writes GitLab has seen (fake only; -1 otherwise).
+func (tg *target) writes() int {
+	if tg.fake == nil {
+		return -1
+	}
+	return tg.fake.Writes()
+}
