@@ -196,9 +196,9 @@ func orDefault(s, d string) string {
 
 // rootCause strips Go's wrapping down to the last message (e.g. "connection refused").
 func rootCause(err error) string {
-	var oe *net.OpError
-	if errors.As(err, &oe) && oe.Err != nil {
-		return oe.Err.Error()
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return "cannot resolve host " + dns.Name
 	}
 	for {
 		u := errors.Unwrap(err)
