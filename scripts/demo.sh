@@ -13,7 +13,7 @@ trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() {
-  printf '$ %s\n' "$*"
+  printf '$'; printf ' %q' "$@"; printf '\n'
   "$@" 2>&1 | tee -a "$log"
   return "${PIPESTATUS[0]}"
 }

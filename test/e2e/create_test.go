@@ -49,6 +49,7 @@ func (tg *target) storedOK(t *testing.T, owner string, ownerID int64, key, scope
 func TestCreateProjectRunnerRerunAndDrift(t *testing.T) {
 	tg := newTarget(t)
 	tok := tg.seed.MaintainerToken
+	tg.deleteAfter(t, "--project-id", deployProject())
 	args := []string{"create", "--output", "json", "--project-id", deployProject(), "--description", "e2e deploy", "--tag-list", "docker,linux"}
 
 	r := tg.run(t, tok, nil, args...)
@@ -59,7 +60,6 @@ func TestCreateProjectRunnerRerunAndDrift(t *testing.T) {
 	assert.Check(t, is.Equal(first.VariableKey, "RUNNER_TOKEN"))
 	assert.Check(t, is.Equal(first.VariableOwner, "project"))
 	assert.Check(t, first.RunnerID > 0)
-	t.Cleanup(func() { tg.run(t, tok, nil, "delete", "--project-id", deployProject()) })
 	tg.storedOK(t, "project", tg.seed.DeployProjectID, "RUNNER_TOKEN", "*", first.RunnerID)
 	if tg.fake != nil {
 		v, _ := tg.fake.Variable("project", tg.seed.DeployProjectID, "RUNNER_TOKEN", "*")
@@ -85,9 +85,10 @@ func TestCreateProjectRunnerRerunAndDrift(t *testing.T) {
 
 func TestCreateTextOutputIsReadable(t *testing.T) {
 	tg := newTarget(t)
+	tg.deleteAfter(t, "--project-id", deployProject())
 	r := tg.run(t, tg.seed.MaintainerToken, nil, "create", "--project-id", deployProject())
 	r.Assert(t, icmd.Expected{ExitCode: 0, Out: "created project_type runner"})
-	assert.Check(t, is.Contains(r.Stdout(), "token stored in project platform/deploy variable RUNNER_TOKEN (scope *): masked, hidden, protected"))
+	assert.Check(t, is.Contains(r.Stdout(), "token stored in project "+deployProject()+" variable RUNNER_TOKEN (scope *): masked, hidden, protected"))
 	assert.Check(t, is.Contains(r.Stdout(), "token expires: never"))
 	assert.Check(t, is.Contains(r.Stderr(), "level=info"))
 }
@@ -178,6 +179,7 @@ func TestCreateEachRunnerTypeAndVariableOwner(t *testing.T) {
 func TestCreateDotenvHoldsFactsNotToken(t *testing.T) {
 	tg := newTarget(t)
 	path := filepath.Join(t.TempDir(), "runner.env")
+	tg.deleteAfter(t, "--project-id", deployProject())
 	r := tg.run(t, tg.seed.MaintainerToken, nil, "create", "--project-id", deployProject(), "--dotenv", path)
 	r.Assert(t, icmd.Success)
 	b, err := os.ReadFile(path)
@@ -190,6 +192,7 @@ func TestCreateDotenvHoldsFactsNotToken(t *testing.T) {
 
 func TestCreateDebugLogsHoldNoToken(t *testing.T) {
 	tg := newTarget(t)
+	tg.deleteAfter(t, "--project-id", deployProject())
 	r := tg.run(t, tg.seed.MaintainerToken, nil, "create", "--project-id", deployProject(), "--log-level", "trace", "--log-format", "json")
 	r.Assert(t, icmd.Success)
 	assert.Check(t, is.Contains(r.Stderr(), `"msg":"gitlab request"`))

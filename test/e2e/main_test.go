@@ -110,3 +110,14 @@ func (tg *target) writes() int {
 	}
 	return tg.fake.Writes()
 }
+
+// deleteAfter removes what a case created (on a real GitLab; the fake is thrown away anyway).
+func (tg *target) deleteAfter(t *testing.T, args ...string) {
+	t.Helper()
+	if tg.fake != nil {
+		return
+	}
+	t.Cleanup(func() {
+		tg.run(t, tg.seed.MaintainerToken, nil, append([]string{"delete"}, args...)...).Assert(t, icmd.Success)
+	})
+}

@@ -14,8 +14,6 @@ func realTarget(t *testing.T, url, tok string) *target {
 	if project == "" {
 		t.Skip("GITLAB_URL and GITLAB_TOKEN are set but GITLAB_E2E_PROJECT (a project path to create runners in) is not")
 	}
-	seed := struct{ project string }{project}
-	_ = seed
 	tg := &target{url: url}
 	tg.seed.URL = url
 	tg.seed.AdminToken, tg.seed.OwnerToken, tg.seed.MaintainerToken = tok, tok, tok
