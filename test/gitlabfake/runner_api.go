@@ -1,0 +1,112 @@
+package gitlabfake
+
+import (
+	"net/http"
+	"strings"
+)
+
+// The runner-facing endpoints authenticate with the runner's own token, read from
+// the token param (body or query). An unknown or expired token is 403.
+
+// POST /runners/verify
+func (s *Server) verifyRunner(c *call) {
+	v := &validator{p: c.p}
+	tok, _ := v.requireStr("token")
+	// The docs call system_id required for glrt- tokens; the code does not enforce it.
+	systemID, _ := v.str("system_id")
+	if v.failed() {
+		c.grapeError(http.StatusBadRequest, v.message())
+		return
+	}
+	r := s.runnerByToken(tok)
+	if r == nil {
+		c.forbidden("")
+		return
+	}
+	info, _ := c.p["info"].(map[string]any)
+	s.heartbeat(r, systemID, info)
+	c.resp.json(http.StatusOK, tokenJSON{ID: r.id, Token: r.token, TokenExpiresAt: timePtrJSON(r.tokenExpiresAt)})
+}
+
+// POST /runners/reset_authentication_token
+func (s *Server) resetRunnerTokenByToken(c *call) {
+	v := &validator{p: c.p}
+	tok, _ := v.requireStr("token")
+	if v.failed() {
+		c.grapeError(http.StatusBadRequest, v.message())
+		return
+	}
+	r := s.runnerByToken(tok)
+	if r == nil {
+		c.forbidden("")
+		return
+	}
+	s.resetToken(r)
+	c.resp.json(http.StatusCreated, resetTokenJSON{Token: r.token, TokenExpiresAt: timePtrJSON(r.tokenExpiresAt)})
+}
+
+// DELETE /runners deletes the runner (and all its managers) by its token.
+func (s *Server) deleteRunnerByToken(c *call) {
+	v := &validator{p: c.p}
+	tok, _ := v.requireStr("token")
+	if v.failed() {
+		c.grapeError(http.StatusBadRequest, v.message())
+		return
+	}
+	r := s.runnerByToken(tok)
+	if r == nil {
+		c.forbidden("")
+		return
+	}
+	s.removeRunner(r.id)
+	c.noContent()
+}
+
+// DELETE /runners/managers deletes one manager by token and system_id.
+func (s *Server) deleteRunnerManager(c *call) {
+	v := &validator{p: c.p}
+	tok, _ := v.requireStr("token")
+	systemID, _ := v.requireStr("system_id")
+	if v.failed() {
+		c.grapeError(http.StatusBadRequest, v.message())
+		return
+	}
+	r := s.runnerByToken(tok)
+	if r == nil {
+		c.forbidden("")
+		return
+	}
+	for i, m := range r.managers {
+		if m.systemID == systemID {
+			r.managers = append(r.managers[:i:i], r.managers[i+1:]...)
+			c.noContent()
+			return
+		}
+	}
+	// not_found!('Runner manager not found') really does produce this text.
+	c.notFound("Runner manager not found")
+}
+
+// POST /runners is legacy registration with a registration token. The fake has
+// registration tokens disabled (the 17.0+ default): a GR1348941 token is a known
+// but disallowed registration token (410); anything else, glrt- included, is not a
+// registration token at all (403).
+func (s *Server) registerLegacyRunner(c *call) {
+	v := &validator{p: c.p}
+	tok, _ := v.requireStr("token")
+	if v.has("active") && v.has("paused") {
+		v.fail("active, paused are mutually exclusive")
+	}
+	if v.has("maintenance_note") && v.has("maintainer_note") {
+		v.fail("maintainer_note, maintenance_note are mutually exclusive")
+	}
+	if v.failed() {
+		c.grapeError(http.StatusBadRequest, v.message())
+		return
+	}
+	if strings.HasPrefix(tok, "GR1348941") {
+		c.message(http.StatusGone, "410 Gone - runner registration disallowed")
+		return
+	}
+	c.forbidden("invalid token supplied")
+}
