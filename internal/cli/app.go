@@ -56,6 +56,7 @@ type Globals struct {
 	LogFormat      string        `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
 	Timeout        time.Duration `name:"timeout" default:"5m" help:"Give up on the whole command after this long."`
 	RequestTimeout time.Duration `name:"request-timeout" default:"30s" help:"Give up on one HTTP request after this long (it is retried if safe)."`
+	MaxRetries     int           `name:"max-retries" default:"5" help:"Retries of a request GitLab answered with 429 or 5xx, or that failed before an answer (never a POST that may have been carried out)."`
 }
 
 // App is what commands get at run time.
@@ -104,6 +105,7 @@ func (a *App) Client() (*gitlab.Client, error) {
 		a.client, a.clientErr = a.newAPI(gitlab.Config{
 			BaseURL: url, Token: tok, CAFile: ca, InsecureHTTP: a.InsecureHTTP,
 			RequestTimeout: a.RequestTimeout, Log: a.Log, UserAgent: "runner-bootstrap",
+			RetryMax: a.MaxRetries, NoRetries: a.MaxRetries == 0,
 		})
 	})
 	return a.client, a.clientErr
@@ -185,6 +187,14 @@ func Run(ctx context.Context, cfg Config) (code int) {
 	kctx, err := parser.Parse(cfg.Args)
 	if err != nil {
 		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: %s\n", sentence(err.Error()))
+		return fail.CodeUsage
+	}
+	if cli.MaxRetries < 0 || cli.MaxRetries > 20 {
+		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: --max-retries %d is out of range: expected 0 to 20.\n", cli.MaxRetries)
+		return fail.CodeUsage
+	}
+	if cli.Timeout <= 0 || cli.RequestTimeout <= 0 {
+		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: --timeout and --request-timeout must be positive durations such as 5m and 30s.\n")
 		return fail.CodeUsage
 	}
 
