@@ -34,8 +34,6 @@ type Config struct {
 
 // CLI is the root of the command tree.
 type CLI struct {
-	Globals
-
 	Version kong.VersionFlag `help:"Print the version and exit."`
 
 	Create CreateCmd `cmd:"" help:"Ensure a runner exists with the given attributes and its token is stored in a CI/CD variable."`
@@ -43,20 +41,23 @@ type CLI struct {
 	Status StatusCmd `cmd:"" help:"Show the runner behind a variable, its managers and token expiry; the exit code says if action is needed."`
 	Delete DeleteCmd `cmd:"" help:"Delete the runner behind a variable and the variable."`
 	Prune  PruneCmd  `cmd:"" help:"Delete runners this tool created that no variable references any more, or that are stale."`
+
+	// Globals come last so that each command's own flags lead its --help.
+	Globals
 }
 
 // Globals are the connection, output and logging flags of every command.
 type Globals struct {
-	GitlabURL      string        `name:"gitlab-url" placeholder:"URL" help:"GitLab base URL; /api/v4 is appended (default: $$CI_SERVER_URL, else https://gitlab.com)."`
-	TokenFile      string        `name:"token-file" placeholder:"PATH" help:"Read the access token from this file instead of $$GITLAB_TOKEN (never pass a token as a flag value)."`
-	CAFile         string        `name:"ca-file" placeholder:"PATH" help:"PEM bundle to trust for a self-managed GitLab (default: $$CI_SERVER_TLS_CA_FILE)."`
-	InsecureHTTP   bool          `name:"insecure-http" help:"Allow a plain http:// GitLab URL that is not loopback (sends the token unencrypted)."`
-	Output         string        `name:"output" short:"o" enum:"text,json" default:"text" help:"Result format on stdout: text or json (one object, never a token)."`
-	LogLevel       string        `name:"log-level" enum:"trace,debug,info,warn,error" default:"info" help:"Log level on stderr: trace, debug, info, warn or error."`
-	LogFormat      string        `name:"log-format" enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
-	Timeout        time.Duration `name:"timeout" default:"5m" help:"Give up on the whole command after this long."`
-	RequestTimeout time.Duration `name:"request-timeout" default:"30s" help:"Give up on one HTTP request after this long (it is retried if safe)."`
-	MaxRetries     int           `name:"max-retries" default:"5" help:"Retries of a request GitLab answered with 429 or 5xx, or that failed before an answer (never a POST that may have been carried out)."`
+	GitlabURL      string        `name:"gitlab-url" group:"connection" placeholder:"URL" help:"GitLab base URL; /api/v4 is appended (default: $$CI_SERVER_URL, else https://gitlab.com)."`
+	TokenFile      string        `name:"token-file" group:"connection" placeholder:"PATH" help:"Read the access token from this file instead of $$GITLAB_TOKEN (never pass a token as a flag value)."`
+	CAFile         string        `name:"ca-file" group:"connection" placeholder:"PATH" help:"PEM bundle to trust for a self-managed GitLab (default: $$CI_SERVER_TLS_CA_FILE)."`
+	InsecureHTTP   bool          `name:"insecure-http" group:"connection" help:"Allow a plain http:// GitLab URL that is not loopback (sends the token unencrypted)."`
+	Output         string        `name:"output" group:"output" short:"o" enum:"text,json" default:"text" help:"Result format on stdout: text or json (one object, never a token)."`
+	LogLevel       string        `name:"log-level" group:"output" enum:"trace,debug,info,warn,error" default:"info" help:"Log level on stderr: trace, debug, info, warn or error."`
+	LogFormat      string        `name:"log-format" group:"output" enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
+	Timeout        time.Duration `name:"timeout" group:"connection" default:"5m" help:"Give up on the whole command after this long."`
+	RequestTimeout time.Duration `name:"request-timeout" group:"connection" default:"30s" help:"Give up on one HTTP request after this long (it is retried if safe)."`
+	MaxRetries     int           `name:"max-retries" group:"connection" default:"5" help:"Retries of a request GitLab answered with 429 or 5xx, or that failed before an answer (never a POST that may have been carried out)."`
 }
 
 // App is what commands get at run time.
@@ -170,6 +171,12 @@ func Run(ctx context.Context, cfg Config) (code int) {
 		kong.Exit(func(c int) { panic(exitPanic{c}) }),
 		kong.Vars{"version": cfg.Version},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true}),
+		kong.ExplicitGroups([]kong.Group{
+			{Key: "runner", Title: "Runner"},
+			{Key: "variable", Title: "Variable that holds the token"},
+			{Key: "connection", Title: "Connection (access token: $GITLAB_TOKEN or --token-file)"},
+			{Key: "output", Title: "Output and logs"},
+		}),
 	)
 	if err != nil {
 		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: internal error: %v\n", err)

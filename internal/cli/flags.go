@@ -10,39 +10,39 @@ import (
 
 // OwnerFlags name the runner's owner.
 type OwnerFlags struct {
-	ProjectID string `name:"project-id" placeholder:"ID|PATH" help:"Project that owns the runner: numeric id or full path (group/project)."`
-	GroupID   string `name:"group-id" placeholder:"ID|PATH" help:"Group that owns the runner: numeric id or full path."`
+	ProjectID string `name:"project-id" group:"runner" placeholder:"ID|PATH" help:"Project that owns the runner: numeric id or full path (group/project)."`
+	GroupID   string `name:"group-id" group:"runner" placeholder:"ID|PATH" help:"Group that owns the runner: numeric id or full path."`
 }
 
 // RunnerFlags are the runner attributes of POST /user/runners.
 type RunnerFlags struct {
-	RunnerType string `name:"runner-type" enum:"instance_type,group_type,project_type" default:"project_type" help:"instance_type, group_type or project_type."`
+	RunnerType string `name:"runner-type" group:"runner" enum:"instance_type,group_type,project_type" default:"project_type" help:"instance_type, group_type or project_type."`
 	OwnerFlags
-	Description     string   `name:"description" help:"Runner description (also how the tool recognises runners it created for this variable)."`
-	TagList         []string `name:"tag-list" sep:"," placeholder:"A,B" help:"Comma-separated tags."`
-	RunUntagged     bool     `name:"run-untagged" negatable:"" default:"true" help:"Let the runner pick jobs without tags (--no-run-untagged needs --tag-list)."`
-	Locked          bool     `name:"locked" negatable:"" help:"Lock the runner to its current projects."`
-	AccessLevel     string   `name:"access-level" enum:"not_protected,ref_protected" default:"not_protected" help:"not_protected or ref_protected (only jobs on protected branches and tags)."`
-	MaximumTimeout  int64    `name:"maximum-timeout" placeholder:"SECONDS" help:"Maximum job timeout in seconds (at least 600)."`
-	Paused          bool     `name:"paused" negatable:"" help:"Create the runner paused."`
-	MaintenanceNote string   `name:"maintenance-note" help:"Free-form note; the tool appends its own marker line."`
+	Description     string   `name:"description" group:"runner" help:"Runner description (also how the tool recognises runners it created for this variable)."`
+	TagList         []string `name:"tag-list" group:"runner" sep:"," placeholder:"A,B" help:"Comma-separated tags."`
+	RunUntagged     bool     `name:"run-untagged" group:"runner" negatable:"" default:"true" help:"Let the runner pick jobs without tags (--no-run-untagged needs --tag-list)."`
+	Locked          bool     `name:"locked" group:"runner" negatable:"" help:"Lock the runner to its current projects."`
+	AccessLevel     string   `name:"access-level" group:"runner" enum:"not_protected,ref_protected" default:"not_protected" help:"not_protected or ref_protected (only jobs on protected branches and tags)."`
+	MaximumTimeout  int64    `name:"maximum-timeout" group:"runner" placeholder:"SECONDS" help:"Maximum job timeout in seconds (at least 600)."`
+	Paused          bool     `name:"paused" group:"runner" negatable:"" help:"Create the runner paused."`
+	MaintenanceNote string   `name:"maintenance-note" group:"runner" help:"Free-form note; the tool appends its own marker line."`
 }
 
 // VariableTargetFlags name the variable that holds the token.
 type VariableTargetFlags struct {
-	VariableKey              string `name:"variable-key" default:"RUNNER_TOKEN" help:"Key of the CI/CD variable that holds the token."`
-	VariableProject          string `name:"variable-project" placeholder:"ID|PATH" help:"The variable is in this project (default: the runner's project)."`
-	VariableGroup            string `name:"variable-group" placeholder:"ID|PATH" help:"The variable is in this group (default: the runner's group)."`
-	VariableInstance         bool   `name:"variable-instance" help:"The variable is an instance variable (admin; cannot be hidden, so stored masked)."`
-	VariableEnvironmentScope string `name:"variable-environment-scope" default:"*" help:"Environment scope of the variable."`
+	VariableKey              string `name:"variable-key" group:"variable" default:"RUNNER_TOKEN" help:"Key of the CI/CD variable that holds the token."`
+	VariableProject          string `name:"variable-project" group:"variable" placeholder:"ID|PATH" help:"The variable is in this project (default: the runner's project)."`
+	VariableGroup            string `name:"variable-group" group:"variable" placeholder:"ID|PATH" help:"The variable is in this group (default: the runner's group)."`
+	VariableInstance         bool   `name:"variable-instance" group:"variable" help:"The variable is an instance variable (admin; cannot be hidden, so stored masked)."`
+	VariableEnvironmentScope string `name:"variable-environment-scope" group:"variable" default:"*" help:"Environment scope of the variable."`
 }
 
 // VariableFlags say where the token is stored and how.
 type VariableFlags struct {
 	VariableTargetFlags
-	VariableProtected bool   `name:"variable-protected" negatable:"" default:"true" help:"Expose the variable only to protected branches and tags."`
-	VariableHidden    bool   `name:"variable-hidden" negatable:"" default:"true" help:"Create the variable masked and hidden (its value can never be read back)."`
-	VariableType      string `name:"variable-type" enum:"env_var,file" default:"env_var" help:"env_var or file."`
+	VariableProtected bool   `name:"variable-protected" group:"variable" negatable:"" default:"true" help:"Expose the variable only to protected branches and tags."`
+	VariableHidden    bool   `name:"variable-hidden" group:"variable" negatable:"" default:"true" help:"Create the variable masked and hidden (its value can never be read back)."`
+	VariableType      string `name:"variable-type" group:"variable" enum:"env_var,file" default:"env_var" help:"env_var or file."`
 }
 
 // apply sets the runner part of a spec.
