@@ -3,6 +3,7 @@ package migrate
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 )
 
@@ -25,6 +26,7 @@ func Diff(old, new []byte) string {
 		return ""
 	}
 	ops := lineOps(a, b)
+	secrets := tokenLineValues(a, b)
 
 	var out strings.Builder
 	out.WriteString("--- original\n+++ migrated\n")
@@ -65,7 +67,7 @@ func Diff(old, new []byte) string {
 		fmt.Fprintf(&out, "@@ -%s +%s @@\n", hunkRange(aStart, aLen), hunkRange(bStart, bLen))
 		for _, op := range ops[start:end] {
 			out.WriteByte(op.kind)
-			out.WriteString(redactLine(op.text))
+			out.WriteString(redactLine(op.text, secrets))
 			out.WriteByte('\n')
 		}
 		i = end
@@ -85,15 +87,45 @@ func hunkRange(start, n int) string {
 	return fmt.Sprintf("%d,%d", start+1, n)
 }
 
-// redactLine hides tokens in one line of diff output.
-func redactLine(line string) string {
+// redactLine hides tokens in one line of diff output: the value of a token key, any value
+// written under a token key elsewhere in either file, and anything shaped like a token.
+func redactLine(line string, secrets []secretValue) string {
 	if m := tokenLineRE.FindStringSubmatch(line); m != nil {
-		v := strings.TrimSpace(m[2])
-		if v != `""` && v != `''` && v != "~" && v != "null" && !strings.HasPrefix(v, "#") && !isPlaceholder(v) {
+		if v := tokenLineValue(m[2]); v != "" {
 			return m[1] + "[redacted]"
 		}
 	}
-	return scrub(line)
+	return scrubSecrets(line, secrets)
+}
+
+// tokenLineValue is the value written after a token key, unquoted; "" when it sets nothing.
+func tokenLineValue(raw string) string {
+	v := strings.TrimSpace(raw)
+	if i := strings.Index(v, " #"); i >= 0 {
+		v = strings.TrimSpace(v[:i])
+	}
+	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
+		v = v[1 : len(v)-1]
+	}
+	if v == "" || v == "~" || v == "null" || strings.HasPrefix(v, "#") || isPlaceholder(v) {
+		return ""
+	}
+	return v
+}
+
+// tokenLineValues collects the values written under token keys in either file.
+func tokenLineValues(files ...[]string) []secretValue {
+	var out []secretValue
+	for _, lines := range files {
+		for _, l := range lines {
+			if m := tokenLineRE.FindStringSubmatch(l); m != nil {
+				if v := tokenLineValue(m[2]); v != "" {
+					out = append(out, secretValue{value: v, kind: "token"})
+				}
+			}
+		}
+	}
+	return out
 }
 
 // lineOp is one line of the edit script: ' ' kept, '-' only in a, '+' only in b; a and b are
@@ -151,7 +183,7 @@ func lineOps(a, b []string) []lineOp {
 				ops = append(ops, lineOp{' ', ma[i], pre + i, pre + j})
 				i++
 				j++
-			case j < m && (i == n || lcs[i][j+1] > lcs[i+1][j]):
+			case j < m && (i == n || lcs[i][j+1] >= lcs[i+1][j]):
 				ops = append(ops, lineOp{'+', mb[j], pre + i, pre + j})
 				j++
 			default:
@@ -163,6 +195,29 @@ func lineOps(a, b []string) []lineOp {
 	for k := 0; k < suf; k++ {
 		ia, ib := len(a)-suf+k, len(b)-suf+k
 		ops = append(ops, lineOp{' ', a[ia], ia, ib})
+	}
+	// Within each change, removed lines come before added ones, as diff -u shows them.
+	for i := 0; i < len(ops); {
+		if ops[i].kind == ' ' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(ops) && ops[j].kind != ' ' {
+			j++
+		}
+		sort.SliceStable(ops[i:j], func(x, y int) bool { return ops[i+x].kind == '-' && ops[i+y].kind == '+' })
+		i = j
+	}
+	ai, bi := 0, 0
+	for k := range ops {
+		ops[k].a, ops[k].b = ai, bi
+		if ops[k].kind != '+' {
+			ai++
+		}
+		if ops[k].kind != '-' {
+			bi++
+		}
 	}
 	return ops
 }

@@ -111,6 +111,9 @@ func load(name string, data []byte) (v *values, err error) {
 		}
 	}()
 	v = &values{name: name}
+	if bytes.HasPrefix(data, []byte{0xfe, 0xff}) || bytes.HasPrefix(data, []byte{0xff, 0xfe}) {
+		return nil, fail.Usagef("%s is encoded in UTF-16: expected a UTF-8 values file", name)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	switch err := dec.Decode(&doc); {
@@ -215,10 +218,22 @@ func (m *HelmMigration) read(v *values) error {
 		}
 	}
 
-	r := spec.Runner{Description: scrub(description), Locked: true}
+	// Token values without a known prefix are hidden by value wherever else they appear.
+	var secrets []secretValue
+	for _, sv := range []secretValue{{runnerToken, "runner authentication token"}, {registrationToken, "registration token"}} {
+		if sv.value != "" && !isPlaceholder(sv.value) {
+			if k := firstTokenKind(sv.value); k != "" {
+				sv.kind = k
+			}
+			secrets = append(secrets, sv)
+		}
+	}
+	clean := func(s string) string { return scrubSecrets(s, secrets) }
+
+	r := spec.Runner{Description: clean(description), Locked: true}
 	if tags, ok := got["tags"].([]string); ok {
 		for _, t := range tags {
-			r.TagList = append(r.TagList, scrub(t))
+			r.TagList = append(r.TagList, clean(t))
 		}
 	}
 	if b, ok := got["locked"].(bool); ok {
@@ -237,8 +252,8 @@ func (m *HelmMigration) read(v *values) error {
 		r.MaximumTimeout = n
 	}
 	m.runner = r
-	m.GitLabURL = scrub(m.GitLabURL)
-	m.SecretName = scrub(m.SecretName)
+	m.GitLabURL = clean(m.GitLabURL)
+	m.SecretName = clean(m.SecretName)
 
 	// Every legacy key, wherever it physically is (merge keys included), for the user and Rewrite.
 	for _, key := range append([]string{keyRegistrationToken}, legacyKeys...) {
@@ -254,6 +269,9 @@ func (m *HelmMigration) read(v *values) error {
 	sort.SliceStable(m.LegacyKeys, func(i, j int) bool { return m.LegacyKeys[i].Line < m.LegacyKeys[j].Line })
 
 	m.warn(v, runners, atTop, runUntaggedSet && !runUntagged, runnerToken, registrationToken)
+	for i, w := range m.Warnings {
+		m.Warnings[i] = clean(w)
+	}
 	return nil
 }
 

@@ -521,7 +521,7 @@ func (m *RegisterMigration) apply(env map[setting]envValue, flags map[setting]fl
 	// literalValue returns the value if the shell would not change it; otherwise it warns.
 	literalValue := func(src source, s setting) (string, bool) {
 		if src.value.expands() {
-			m.Warnings = append(m.Warnings, fmt.Sprintf("%s comes from the shell (%s): runner-bootstrap cannot read it, so give it with %s instead", src.what, scrubSecrets(src.value.String(), m.secrets), s.createFlag()))
+			m.Warnings = append(m.Warnings, fmt.Sprintf("%s comes from the shell (%s), which runner-bootstrap cannot evaluate: pass %s to runner-bootstrap migrate", src.what, scrubSecrets(src.value.String(), m.secrets), s.createFlag()))
 			return "", false
 		}
 		return src.value.String(), true

@@ -53,7 +53,8 @@ func (m *HelmMigration) Rewrite(opts RewriteOptions) ([]byte, error) {
 	if opts.SecretName != "" && (len(opts.SecretName) > 253 || !secretNameRE.MatchString(opts.SecretName)) {
 		return nil, fail.Usagef("Secret name %s is not valid: expected a Kubernetes name such as gitlab-runner-secret (lowercase letters, digits, '-' and '.')", show(opts.SecretName))
 	}
-	body := stripHeader(m.data)
+	// A byte order mark is only allowed at the very start, where the header now goes.
+	body := stripHeader(bytes.TrimPrefix(m.data, []byte("\xef\xbb\xbf")))
 
 	// Plan on one parse and edit lines; re-encode a second parse; keep the line edits only when
 	// they mean exactly what the re-encoded tree means.
@@ -74,32 +75,35 @@ func (m *HelmMigration) Rewrite(opts RewriteOptions) ([]byte, error) {
 	if p.empty() {
 		return join(header, body), nil
 	}
-	if out, ok := editLines(body, v, p); ok {
-		if same, err := sameMeaning(out, m.File, body, opts); err == nil && same {
-			return join(header, out), nil
-		}
-	}
-	out, err := reencode(m.File, body, opts)
+	model, err := migrateTree(m.File, body, opts)
 	if err != nil {
 		return nil, err
+	}
+	var want any
+	if err := model.Decode(&want); err != nil {
+		return nil, fail.Usagef("%s cannot be read as plain values (%s): expected a gitlab-runner chart values file", m.File, yamlReason(err))
+	}
+	if out, ok := editLines(body, v, p); ok && decodesTo(out, want) {
+		return join(header, out), nil
+	}
+	out, err := encode(m.File, model)
+	if err != nil {
+		return nil, err
+	}
+	if !decodesTo(out, want) {
+		// yaml.v3 does not write every scalar back exactly (folded text with indented lines).
+		return nil, fail.Usagef("%s cannot be rewritten without changing one of its other values: remove the legacy keys by hand", m.File)
 	}
 	return join(header, out), nil
 }
 
-// sameMeaning checks that line-edited output decodes to the same values as the re-encoded tree.
-func sameMeaning(edited []byte, name string, body []byte, opts RewriteOptions) (bool, error) {
-	model, err := reencode(name, body, opts)
-	if err != nil {
-		return false, err
+// decodesTo reports whether the YAML text means want.
+func decodesTo(text []byte, want any) bool {
+	var got any
+	if err := yaml.Unmarshal(text, &got); err != nil {
+		return false
 	}
-	var a, b any
-	if err := yaml.Unmarshal(edited, &a); err != nil {
-		return false, err
-	}
-	if err := yaml.Unmarshal(model, &b); err != nil {
-		return false, err
-	}
-	return reflect.DeepEqual(a, b), nil
+	return reflect.DeepEqual(got, want)
 }
 
 // join puts the header comment on top of body, separated by a blank line.
@@ -119,21 +123,22 @@ func join(header string, body []byte) []byte {
 // headerComment explains where the token went. Every line starts with headerPrefix.
 func headerComment(variableKey, secret string) string {
 	lines := []string{
-		"migrated to the new runner registration workflow: runnerRegistrationToken and the",
-		"legacy runner settings (tags, locked, runUntagged, protected, maximumTimeout) are gone;",
-		"the runner and its settings live in GitLab, created by runner-bootstrap.",
+		"migrated to the new runner registration workflow. runnerRegistrationToken",
+		"and the legacy runner settings (tags, locked, runUntagged, protected,",
+		"maximumTimeout) are gone: the runner and its settings live in GitLab.",
 	}
 	if secret != "" {
 		lines = append(lines,
-			fmt.Sprintf("the runner authentication token is in the Secret %q (runners.secret), which", secret),
-			fmt.Sprintf("needs the keys runner-token (the token, from the CI/CD variable %s) and", variableKey),
-			`runner-registration-token set to "" (the pods mount both). The chart does not restart`,
-			"the pods when that Secret changes: restart them after each token rotation.",
+			fmt.Sprintf("the runner authentication token is in the Secret %q", secret),
+			"(runners.secret). It needs the key runner-token, holding the token from the",
+			fmt.Sprintf("CI/CD variable %s, and runner-registration-token set to \"\" (the", variableKey),
+			"pods mount both). The chart does not restart the pods when that Secret",
+			"changes: restart them after each token rotation.",
 		)
 	} else {
 		lines = append(lines,
-			"the runner authentication token is not written here: the deploy job passes it from",
-			fmt.Sprintf("the CI/CD variable %s with: helm upgrade ... --set runnerToken=\"$%s\"", variableKey, variableKey),
+			"the runner authentication token is not written here: the deploy job passes",
+			fmt.Sprintf("the CI/CD variable %s with --set runnerToken=\"$%s\".", variableKey, variableKey),
 		)
 	}
 	var b strings.Builder
@@ -336,7 +341,8 @@ func editLines(body []byte, v *values, p plan) ([]byte, bool) {
 			deleted[i] = true
 		}
 	}
-	// Removing a block should not leave two blank lines, or a blank line opening a block.
+	// Removing a block should not leave two blank lines, nor a blank line opening a block
+	// that still has content after it.
 	for _, r := range runs {
 		a, b := r.from, r.to
 		for a > 1 && deleted[a-1] {
@@ -345,8 +351,20 @@ func editLines(body []byte, v *values, p plan) ([]byte, bool) {
 		for b < n && deleted[b+1] {
 			b++
 		}
-		prevOpens := a == 1 || isBlank(lines[a-2]) || (!isComment(lines[a-2]) && indent(lines[a-2]) < r.indent)
-		if b < n && prevOpens && isBlank(lines[b]) {
+		if b >= n || !isBlank(lines[b]) {
+			continue
+		}
+		prevBlank := a == 1 || isBlank(lines[a-2])
+		opensBlock := !prevBlank && !isComment(lines[a-2]) && indent(lines[a-2]) < r.indent
+		if opensBlock {
+			// Only when the block goes on after the blank line.
+			next := b + 2
+			for next <= n && (isBlank(lines[next-1]) || isComment(lines[next-1])) {
+				next++
+			}
+			opensBlock = next <= n && indent(lines[next-1]) >= r.indent
+		}
+		if prevBlank || opensBlock {
 			deleted[b+1] = true
 		}
 	}
@@ -478,8 +496,8 @@ func lineEnding(line string) string {
 	return "\n"
 }
 
-// reencode applies the migration to a fresh parse of body and writes it with yaml.v3.
-func reencode(name string, body []byte, opts RewriteOptions) ([]byte, error) {
+// migrateTree applies the migration to a fresh parse of body and returns its document node.
+func migrateTree(name string, body []byte, opts RewriteOptions) (*yaml.Node, error) {
 	v, err := load(name, body)
 	if err != nil {
 		return nil, err
@@ -582,13 +600,18 @@ func reencode(name string, body []byte, opts RewriteOptions) ([]byte, error) {
 		}
 	}
 
-	if len(v.doc.Content) == 0 {
+	return v.doc, nil
+}
+
+// encode writes a document with yaml.v3, indented like the chart's own values.yaml.
+func encode(name string, doc *yaml.Node) ([]byte, error) {
+	if len(doc.Content) == 0 {
 		return nil, nil
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
-	if err := enc.Encode(v.doc); err != nil {
+	if err := enc.Encode(doc); err != nil {
 		return nil, fail.Usagef("%s cannot be written back as YAML (%s): expected a plain gitlab-runner chart values file", name, yamlReason(err))
 	}
 	if err := enc.Close(); err != nil {

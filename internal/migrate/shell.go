@@ -123,7 +123,9 @@ func lex(s string) ([]word, error) {
 					if err != nil {
 						return nil, err
 					}
-					add(s[j:j+n], true)
+					// A lone $ expands nothing: keep it literal, so that quoting it again next
+					// to other text cannot turn it into an expansion.
+					add(s[j:j+n], n > 1 || d == '`')
 					j += n
 				default:
 					add(s[j:j+1], true)
@@ -137,7 +139,7 @@ func lex(s string) ([]word, error) {
 			if err != nil {
 				return nil, err
 			}
-			add(s[i:i+n], true)
+			add(s[i:i+n], n > 1 || c == '`')
 			i += n
 		case c == ' ' || c == '\t' || c == '\r':
 			flush()

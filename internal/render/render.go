@@ -1,0 +1,244 @@
+// Package render turns a runner authentication token, handed over by a deploy job from its
+// environment, into the files that consumers read it from: a Kubernetes Secret for the
+// gitlab-runner Helm chart's runners.secret, Helm values for --values, and a config.toml
+// [[runners]] entry. These outputs are the only place this program writes a token; WriteFile
+// writes them readable by their owner only.
+package render
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+)
+
+// Keys of the Secret the gitlab-runner chart mounts: it projects both without optional, so both
+// must exist; the registration token is empty in the new workflow.
+const (
+	SecretTokenKey             = "runner-token"
+	SecretRegistrationTokenKey = "runner-registration-token"
+)
+
+// FileMode is the mode of every file WriteFile writes: a token is readable by its owner only.
+const FileMode fs.FileMode = 0o600
+
+var (
+	// dnsSubdomainRE is a Kubernetes object name (RFC 1123 subdomain).
+	dnsSubdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+	// dnsLabelRE is a Kubernetes namespace name (RFC 1123 label).
+	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	executorRE = regexp.MustCompile(`^[a-z][a-z0-9+_-]*$`)
+	// otherTokenRE finds GitLab tokens of other kinds, to name them in messages.
+	otherTokenRE = regexp.MustCompile(`glrt|GR1348941|gl[a-z]{1,8}-`)
+)
+
+// KubernetesSecret returns a v1 Secret manifest of type Opaque holding the token under
+// runner-token (base64, no trailing newline) and an empty runner-registration-token, the two
+// keys the gitlab-runner chart mounts. namespace may be empty, leaving it to kubectl -n.
+func KubernetesSecret(name, namespace, token string) ([]byte, error) {
+	token, err := checkToken(token)
+	if err != nil {
+		return nil, err
+	}
+	if len(name) > 253 || !dnsSubdomainRE.MatchString(name) {
+		return nil, fail.Usagef("Secret name %s is not valid: expected a Kubernetes name such as gitlab-runner-secret (lowercase letters, digits, '-' and '.')", safeQuote(name))
+	}
+	if namespace != "" && (len(namespace) > 63 || !dnsLabelRE.MatchString(namespace)) {
+		return nil, fail.Usagef("namespace %s is not valid: expected a Kubernetes namespace such as gitlab-runner (lowercase letters, digits and '-')", safeQuote(namespace))
+	}
+	var b strings.Builder
+	b.WriteString("apiVersion: v1\nkind: Secret\nmetadata:\n")
+	fmt.Fprintf(&b, "  name: %s\n", name)
+	if namespace != "" {
+		fmt.Fprintf(&b, "  namespace: %s\n", namespace)
+	}
+	b.WriteString("type: Opaque\ndata:\n")
+	fmt.Fprintf(&b, "  %s: \"\"\n", SecretRegistrationTokenKey)
+	fmt.Fprintf(&b, "  %s: %s\n", SecretTokenKey, base64.StdEncoding.EncodeToString([]byte(token)))
+	return []byte(b.String()), nil
+}
+
+// HelmValues returns a values file for the gitlab-runner chart that sets gitlabUrl and
+// runnerToken, to pass with helm --values next to the migrated values file.
+func HelmValues(gitlabURL, token string) ([]byte, error) {
+	token, err := checkToken(token)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkURL(gitlabURL); err != nil {
+		return nil, err
+	}
+	return []byte("gitlabUrl: " + yamlString(gitlabURL) + "\nrunnerToken: " + yamlString(token) + "\n"), nil
+}
+
+// ConfigTOMLStanza returns a [[runners]] entry for gitlab-runner's config.toml with name, url,
+// token and executor, to append to a config.toml or use as a --template-config. gitlab-runner
+// rotates the token itself and writes the new one only to its own config.toml.
+func ConfigTOMLStanza(name, gitlabURL, token, executor string) ([]byte, error) {
+	token, err := checkToken(token)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(name) == "" {
+		return nil, fail.Usagef("the runner name is empty: expected a name for the [[runners]] entry, such as the host name")
+	}
+	if err := checkURL(gitlabURL); err != nil {
+		return nil, err
+	}
+	if !executorRE.MatchString(executor) {
+		return nil, fail.Usagef("executor %s is not valid: expected a gitlab-runner executor such as shell, docker or kubernetes", safeQuote(executor))
+	}
+	var b strings.Builder
+	b.WriteString("[[runners]]\n")
+	fmt.Fprintf(&b, "  name = %s\n", tomlString(name))
+	fmt.Fprintf(&b, "  url = %s\n", tomlString(gitlabURL))
+	fmt.Fprintf(&b, "  token = %s\n", tomlString(token))
+	fmt.Fprintf(&b, "  executor = %s\n", tomlString(executor))
+	return []byte(b.String()), nil
+}
+
+// WriteFile writes data to path readable by its owner only: a new file is created with mode
+// 0600, and an existing regular file that group or others can access loses those permissions
+// before anything is written to it. A directory is refused.
+func WriteFile(path string, data []byte) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil && fi.IsDir():
+		return fail.Usagef("%s is a directory: expected the path of a file to write", path)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("check %s: %w", path, err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	// Narrow the mode through the open file before writing, so a token never sits in a file
+	// that group or others can read; a narrower mode stays. Only regular files: chmod on
+	// /dev/stdout would change the terminal's mode.
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&^FileMode != 0 {
+		if err := f.Chmod(st.Mode().Perm() & FileMode); err != nil {
+			f.Close()
+			return fmt.Errorf("restrict %s to mode 0600: %w", path, err)
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// checkToken accepts a runner authentication token (anything containing "glrt": GitLab adds
+// partition, routing and instance prefixes, so nothing stricter holds). Surrounding white space,
+// such as the newline a file or echo leaves, is dropped. Errors name the kind, never the value.
+func checkToken(token string) (string, error) {
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return "", fail.Usagef("the token is empty: expected a runner authentication token (glrt-…), for example from the CI/CD variable runner-bootstrap create wrote")
+	}
+	if strings.ContainsAny(token, " \t\r\n\x00") {
+		return "", fail.Usagef("the token has white space inside it: expected one runner authentication token (glrt-…) on one line")
+	}
+	if !strings.Contains(token, "glrt") {
+		return "", fail.Usagef("the token is %s: expected a runner authentication token (glrt-…), such as the one runner-bootstrap create stores", kindOf(token))
+	}
+	return token, nil
+}
+
+// kindOf names what a value that is not a runner authentication token looks like.
+func kindOf(token string) string {
+	switch {
+	case strings.HasPrefix(token, "GR1348941"):
+		return "a registration token (GR1348941…), which the new workflow no longer uses"
+	case strings.HasPrefix(token, "glpat-"):
+		return "a personal, project or group access token (glpat-…), which is for the GitLab API"
+	case strings.HasPrefix(token, "glcbt-"):
+		return "a CI job token (glcbt-…)"
+	case strings.HasPrefix(token, "gldt-"):
+		return "a deploy token (gldt-…)"
+	case strings.HasPrefix(token, "glptt-"):
+		return "a pipeline trigger token (glptt-…)"
+	case strings.HasPrefix(token, "gl") && strings.Contains(token, "-"):
+		return "another kind of GitLab token"
+	case strings.HasPrefix(token, "$"):
+		return "an unexpanded variable reference"
+	}
+	return "not a runner authentication token"
+}
+
+// checkURL accepts an http(s) URL without credentials.
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
+		return fail.Usagef("GitLab URL %s is not valid: expected an http(s) URL such as https://gitlab.example.com", safeQuote(raw))
+	case u.User != nil:
+		return fail.Usagef("the GitLab URL holds credentials (user:password@): expected the plain URL, such as https://gitlab.example.com")
+	}
+	return nil
+}
+
+// safeQuote quotes a user value for a message unless it looks like a token.
+func safeQuote(s string) string {
+	if otherTokenRE.MatchString(s) {
+		return "(a value that looks like a token)"
+	}
+	if len(s) > 60 {
+		s = s[:60] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// yamlString writes s as a double-quoted YAML scalar.
+func yamlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// tomlString writes s as a TOML basic string.
+func tomlString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r < 0x20 || r == 0x7f:
+			fmt.Fprintf(&b, "\\u%04X", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
