@@ -42,6 +42,11 @@ type CLI struct {
 	Delete DeleteCmd `cmd:"" help:"Delete the runner behind a variable and the variable."`
 	Prune  PruneCmd  `cmd:"" help:"Delete runners this tool created that no variable references any more, or that are stale."`
 
+	Migrate MigrateCmd `cmd:"" help:"Create the runner a legacy Helm values file or register command described, store its token, and print the migrated configuration."`
+	Render  RenderCmd  `cmd:"" help:"Write the runner token from the job's environment as a Kubernetes Secret, Helm values or a config.toml stanza (for deploy jobs)."`
+	Explain ExplainCmd `cmd:"" help:"Say what a token or a GitLab/gitlab-runner error message is and what to do."`
+	Apply   ApplyCmd   `cmd:"" help:"Ensure every runner of a fleet manifest (fleet.yaml) exists as written, with bounded concurrency; --dry-run prints the plan."`
+
 	// Globals come last so that each command's own flags lead its --help.
 	Globals
 }

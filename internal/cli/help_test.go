@@ -24,7 +24,7 @@ func run(t *testing.T, env map[string]string, args ...string) (code int, stdout,
 // TestHelp golden-tests every command's --help, so a changed flag or wording is a reviewed diff
 // (go test ./internal/cli -update rewrites the files).
 func TestHelp(t *testing.T) {
-	for _, cmd := range [][]string{{}, {"create"}, {"rotate"}, {"status"}, {"delete"}, {"prune"}} {
+	for _, cmd := range [][]string{{}, {"create"}, {"rotate"}, {"status"}, {"delete"}, {"prune"}, {"migrate"}, {"render"}, {"explain"}, {"apply"}} {
 		name := "help-root.golden"
 		if len(cmd) > 0 {
 			name = "help-" + cmd[0] + ".golden"

@@ -1,0 +1,41 @@
+package cli
+
+import (
+	"io"
+	"os"
+	"strings"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/explain"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+)
+
+// ExplainCmd says what a token or an error message is and what to do.
+type ExplainCmd struct {
+	Text []string `arg:"" optional:"" help:"An error message, or - to read a token or message from stdin (do not put tokens in arguments)."`
+}
+
+// Run implements the command.
+func (c *ExplainCmd) Run(app *App) error {
+	in := strings.Join(c.Text, " ")
+	if in == "" || in == "-" {
+		b, err := io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+		if err != nil {
+			return fail.Usagef("cannot read stdin: %v", err)
+		}
+		in = string(b)
+	} else if k := token.Classify(strings.TrimSpace(in)); k != token.Unknown {
+		app.Log.Warnf("the argument looks like %s: pass tokens on stdin (echo \"$TOKEN\" | runner-bootstrap explain), arguments are visible to other processes", k)
+	}
+	if strings.TrimSpace(in) == "" {
+		return fail.Usagef("nothing to explain: pass an error message as arguments, or a token or message on stdin")
+	}
+	app.redactor.Add(strings.TrimSpace(in))
+	e := explain.Explain(in)
+	return app.Printer().Print(e, func(w io.Writer) {
+		line(w, "%s", e.What)
+		for i, s := range e.Steps {
+			line(w, "%d. %s", i+1, s)
+		}
+	})
+}

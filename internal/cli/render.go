@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"strings"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/render"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+)
+
+// RenderCmd writes the token from the job's environment into what a deploy consumes.
+type RenderCmd struct {
+	Format    string `name:"format" required:"" enum:"secret,helm-values,config-toml" help:"secret (Kubernetes Secret with runner-token and an empty runner-registration-token), helm-values (gitlabUrl, runnerToken) or config-toml (a [[runners]] stanza)."`
+	File      string `name:"file" placeholder:"PATH" help:"Write to this file (mode 0600) instead of stdout."`
+	TokenEnv  string `name:"token-env" default:"RUNNER_TOKEN" help:"Environment variable holding the runner token (the CI/CD variable create stores)."`
+	Name      string `name:"name" default:"gitlab-runner-secret" help:"Secret name (secret) or runner name (config-toml)."`
+	Namespace string `name:"namespace" help:"Kubernetes namespace of the Secret."`
+	Executor  string `name:"executor" default:"shell" help:"Executor of the config.toml stanza."`
+}
+
+// Run implements the command.
+func (c *RenderCmd) Run(app *App) error {
+	tok := strings.TrimSpace(app.Getenv(c.TokenEnv))
+	if tok == "" {
+		return fail.Usagef("$%s is empty: render reads the runner token from the job's environment (a protected variable reaches only protected branches and tags)", c.TokenEnv)
+	}
+	app.redactor.Add(tok)
+	if !token.IsRunnerToken(tok) {
+		return fail.Usagef("$%s holds %s: render needs a runner authentication token (glrt-)", c.TokenEnv, token.Classify(tok))
+	}
+	url := app.GitlabURL
+	if url == "" {
+		url = app.Getenv("CI_SERVER_URL")
+	}
+	if url == "" && c.Format != "secret" {
+		return fail.Usagef("no GitLab URL for the rendered %s: pass --gitlab-url or set CI_SERVER_URL", c.Format)
+	}
+	var out []byte
+	var err error
+	switch c.Format {
+	case "secret":
+		out, err = render.KubernetesSecret(c.Name, c.Namespace, tok)
+	case "helm-values":
+		out, err = render.HelmValues(url, tok)
+	default:
+		out, err = render.ConfigTOMLStanza(c.Name, url, tok, c.Executor)
+	}
+	if err != nil {
+		return err
+	}
+	if c.File == "" {
+		// stdout is the intended destination here: the caller pipes it into kubectl or helm.
+		_, err = app.Stdout.Write(out)
+		return err
+	}
+	if err := render.WriteFile(c.File, out); err != nil {
+		return err
+	}
+	app.Log.Infof("wrote %s to %s (mode 0600)", c.Format, c.File)
+	return nil
+}
+
