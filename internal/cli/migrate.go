@@ -201,4 +201,3 @@ func timeoutText(s int64) string {
 	}
 	return sprintf("%ds", s)
 }
-

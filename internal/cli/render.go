@@ -59,4 +59,3 @@ func (c *RenderCmd) Run(app *App) error {
 	app.Log.Infof("wrote %s to %s (mode 0600)", c.Format, c.File)
 	return nil
 }
-
