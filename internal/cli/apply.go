@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fleet"
+)
+
+// ApplyCmd ensures every runner of a fleet manifest.
+type ApplyCmd struct {
+	File        string `name:"file" short:"f" required:"" placeholder:"FILE" help:"Fleet manifest (YAML): a runners: list whose keys mirror the create flags (- reads stdin)."`
+	DryRun      bool   `name:"dry-run" help:"Print the plan and change nothing."`
+	Prune       bool   `name:"prune" help:"Also delete runners this tool created in the manifest's runner owners that no entry wants (and the variables that record them). Needs the whole manifest: not with a shard of several."`
+	Concurrency int    `name:"concurrency" default:"8" help:"Requests in flight at once, 1 to 32."`
+	Shard       string `name:"shard" placeholder:"I/N" help:"Apply only shard I of N (counted from 1), split by a stable hash of each entry's variable (default: $$CI_NODE_INDEX/$$CI_NODE_TOTAL of a parallel: N job)."`
+}
+
+type applyReport struct {
+	File    string        `json:"file"`
+	Plan    []*fleet.Item `json:"plan"`
+	Summary fleet.Summary `json:"summary"`
+}
+
+// Run implements the command. The manifest is checked whole before GitLab is contacted.
+func (c *ApplyCmd) Run(app *App) error {
+	if c.Concurrency < 1 || c.Concurrency > 32 {
+		return fail.Usagef("--concurrency %d is out of range: expected 1 to 32", c.Concurrency)
+	}
+	sh, err := c.shard(app)
+	if err != nil {
+		return err
+	}
+	if c.Prune && sh.Total > 1 {
+		return fail.Usagef("--prune cannot run in shard %s: it must see the whole manifest to know which runners no entry wants; run apply --prune --shard 1/1 in one job after the parallel ones", sh)
+	}
+	m, err := fleet.Load(c.File)
+	if err != nil {
+		return err
+	}
+	client, err := app.Client()
+	if err != nil {
+		return err
+	}
+	f := &fleet.Fleet{API: client, Log: app.Log, Concurrency: c.Concurrency}
+	app.Log.WithField("shard", sh.String()).Infof("planning %d of the %d entries of %s", len(m.Select(sh)), len(m.Entries), c.File)
+	plan, err := f.Plan(app.Ctx, m, sh, c.Prune)
+	if err != nil {
+		return err
+	}
+	if app.Output != "json" {
+		redactItems(app, plan.Items)
+		plan.WritePlan(app.Stdout)
+	}
+	if !c.DryRun {
+		f.Apply(app.Ctx, plan)
+	}
+	redactItems(app, plan.Items)
+	sum := f.Summarize(plan, c.DryRun)
+	f.LogSummary(sum)
+	if err := app.Printer().Print(applyReport{File: c.File, Plan: plan.Items, Summary: sum}, func(w io.Writer) {
+		if c.DryRun {
+			plan.WriteSummary(w, sum)
+			return
+		}
+		line(w, "")
+		plan.WriteResults(w, sum)
+	}); err != nil {
+		return err
+	}
+	if sum.Failed > 0 {
+		verb := "failed; the others were applied"
+		if c.DryRun {
+			verb = "cannot be applied"
+		}
+		return fail.WithCode(fail.CodeFailure, fmt.Errorf("%d of %d plan items %s (see the table above)", sum.Failed, len(plan.Items), verb))
+	}
+	return nil
+}
+
+// shard is --shard, else the CI job's CI_NODE_INDEX/CI_NODE_TOTAL, else the whole manifest.
+func (c *ApplyCmd) shard(app *App) (fleet.Shard, error) {
+	if c.Shard != "" {
+		return fleet.ParseShard(c.Shard)
+	}
+	return fleet.ShardFromEnv(app.Getenv)
+}
+
+// redactItems passes the sentences GitLab's answers went into through the program's redactor
+// before they reach stdout: results never hold a token, and this keeps it so should an error
+// body ever echo one.
+func redactItems(app *App, items []*fleet.Item) {
+	for _, it := range items {
+		it.Error, it.Reason = app.redactor.Redact(it.Error), app.redactor.Redact(it.Reason)
+		for i := range it.Notes {
+			it.Notes[i] = app.redactor.Redact(it.Notes[i])
+		}
+	}
+}

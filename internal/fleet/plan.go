@@ -1,0 +1,572 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"golang.org/x/time/rate"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+)
+
+// Action is what apply does for one entry, or for one runner with --prune.
+type Action string
+
+// Actions of a plan.
+const (
+	Create    Action = "create"
+	Update    Action = "update"
+	Replace   Action = "replace"
+	Unchanged Action = "unchanged"
+	Delete    Action = "delete"
+	// Fail marks an entry that cannot be planned (its owner is unknown, its variable exists but
+	// is not managed by this tool, ...); it is left alone and the run exits 1.
+	Fail Action = "fail"
+)
+
+// Results reported in Item.Result besides lifecycle's actions (created, updated, ...).
+const (
+	ResultFailed = "failed"
+	// ResultSuperseded: a concurrent run stored its own runner in the variable; the runner
+	// this run created was deleted again.
+	ResultSuperseded = "superseded"
+)
+
+// Item is one line of the plan and, after apply, its outcome. It never holds a token.
+type Item struct {
+	// Entry is "runners[3]" (empty for a runner deleted by --prune); Line its line.
+	Entry            string     `json:"entry,omitempty"`
+	Line             int        `json:"line,omitempty"`
+	Action           Action     `json:"action"`
+	RunnerType       string     `json:"runner_type,omitempty"`
+	Owner            string     `json:"owner,omitempty"`
+	RunnerID         int64      `json:"runner_id,omitempty"`
+	PreviousRunnerID int64      `json:"previous_runner_id,omitempty"`
+	Variable         string     `json:"variable,omitempty"`
+	VariableKey      string     `json:"variable_key,omitempty"`
+	Changes          []string   `json:"changes,omitempty"`
+	Orphans          []int64    `json:"orphans,omitempty"`
+	Reason           string     `json:"reason,omitempty"`
+	Notes            []string   `json:"notes,omitempty"`
+	TokenExpiresAt   *time.Time `json:"token_expires_at,omitempty"`
+	// Result is set by apply: created, updated, replaced, unchanged, deleted, superseded or failed.
+	Result string `json:"result,omitempty"`
+	Error  string `json:"error,omitempty"`
+
+	resolved lifecycle.Resolved
+	ok       bool // resolved is set
+	writes   int  // writes Ensure would make (counted in the dry run)
+	target   string
+	desc     string
+	prune    *pruneTarget
+}
+
+// pruneTarget is what a Delete item removes.
+type pruneTarget struct {
+	variable *gitlab.VarRef // also delete this variable: it records the runner
+}
+
+// needsWork reports whether apply has anything to do for the item.
+func (it *Item) needsWork() bool {
+	switch it.Action {
+	case Create, Update, Replace, Delete:
+		return true
+	case Unchanged:
+		return it.writes > 0
+	}
+	return false
+}
+
+// Plan is what apply will do for one shard of a manifest.
+type Plan struct {
+	File  string `json:"-"`
+	Shard Shard  `json:"-"`
+	Prune bool   `json:"-"`
+	Items []*Item
+	// PruneSkipped says why --prune deletes nothing this time, if it does not.
+	PruneSkipped string
+
+	snap    *snapshot
+	started time.Time
+}
+
+// Fleet plans and applies manifests against one GitLab.
+type Fleet struct {
+	API lifecycle.API
+	// Log receives progress, the summary and warnings; it is the program's redacting logger.
+	Log *logrus.Logger
+	// Concurrency bounds the requests in flight (default 8).
+	Concurrency int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (f *Fleet) now() time.Time {
+	if f.Now != nil {
+		return f.Now()
+	}
+	return time.Now()
+}
+
+func (f *Fleet) conc() int {
+	if f.Concurrency < 1 {
+		return 8
+	}
+	return f.Concurrency
+}
+
+// Plan reads GitLab in bulk and computes, for each entry of the shard, what Ensure would do.
+// It only reads. Entries that cannot be planned are Fail items; an error is returned only
+// when the manifest itself is wrong once ids are known (two entries resolve to one variable),
+// with exit code 2.
+func (f *Fleet) Plan(ctx context.Context, m *Manifest, sh Shard, prune bool) (*Plan, error) {
+	p := &Plan{File: m.File, Shard: sh, Prune: prune, snap: newSnapshot(f.API), started: f.now()}
+	entries := m.Select(sh)
+
+	// 0. Shards of one manifest spend one user's rate limit together.
+	if sh.Total > 1 {
+		f.shareRateLimit(ctx, p.snap, sh)
+	}
+
+	// 1. Every project and group once.
+	p.snap.resolveAll(ctx, refsToResolve(m, entries, sh), f.conc())
+	if err := firstAuthError(p.snap); err != nil {
+		return nil, err
+	}
+
+	// 2. Each entry's spec, resolved from those answers by lifecycle's own Resolve.
+	quiet := discardLogger()
+	resolver := &lifecycle.Service{API: &view{s: p.snap, dry: true}, Log: quiet, Now: f.now, Pause: func(time.Duration) {}}
+	for _, e := range entries {
+		it := &Item{Entry: e.Name(), Line: e.Line, RunnerType: string(e.Spec.Runner.Type), VariableKey: e.Spec.Variable.Key,
+			Owner: runnerOwnerAsWritten(e.Spec.Runner), Variable: describeVariable(e.Spec.Variable)}
+		r, err := resolver.Resolve(ctx, e.Spec)
+		if err != nil {
+			it.Action, it.Reason = Fail, err.Error()
+		} else {
+			it.resolved, it.ok, it.target, it.desc = r, true, r.Var.Target(), r.Attrs.Description
+			it.Owner = r.OwnerPath
+			it.Variable = variableName(r)
+		}
+		p.Items = append(p.Items, it)
+	}
+	if err := p.duplicates(m, entries); err != nil {
+		return nil, err
+	}
+
+	// 3. One list of variables per variable owner, one list of runners per runner owner.
+	var owners []ownerKey
+	var lists []listKey
+	seenOwner, seenList := map[ownerKey]bool{}, map[listKey]bool{}
+	descs := map[listKey]map[string]bool{}
+	for _, it := range p.Items {
+		if !it.ok {
+			continue
+		}
+		o := ownerKey{it.resolved.Var.Owner, it.resolved.Var.OwnerID}
+		if !seenOwner[o] {
+			seenOwner[o] = true
+			owners = append(owners, o)
+		}
+		l := runnerList(it.resolved.Attrs)
+		if !seenList[l] {
+			seenList[l] = true
+			lists = append(lists, l)
+			descs[l] = map[string]bool{}
+		}
+		descs[l][it.desc] = true
+	}
+	p.snap.listAll(ctx, owners, lists, f.conc())
+
+	// 4. Details only where the lists cannot answer: each managed variable's runner (tags,
+	// note and owner are not in a list), and runners no variable records that carry an
+	// entry's description (maybe orphans of an interrupted run).
+	var ids []int64
+	for _, it := range p.Items {
+		if !it.ok {
+			continue
+		}
+		if v, _, _ := p.snap.variable(it.resolved.Var); v != nil {
+			if rec, ok := record.ParseVariable(v.Description); ok {
+				ids = append(ids, rec.RunnerID)
+			}
+		}
+	}
+	recorded := p.snap.recordedRunners()
+	for _, l := range lists {
+		for _, r := range p.snap.runners[l] {
+			if !recorded[r.ID] && descs[l][r.Description] {
+				ids = append(ids, r.ID)
+			}
+		}
+	}
+	p.snap.fetchDetails(ctx, ids, f.conc())
+
+	// 5. What Ensure would do, computed by Ensure itself over the snapshot with writes held back.
+	for _, it := range p.Items {
+		if it.ok {
+			f.planEntry(ctx, it, p.snap)
+		}
+	}
+
+	// 6. --prune: marked runners in the manifest's runner owners that no entry wants.
+	if prune {
+		p.planPrune(ctx, f, lists)
+	}
+	return p, nil
+}
+
+// rateLimitReader is implemented by *gitlab.Client.
+type rateLimitReader interface {
+	RateLimit(ctx context.Context) (int, error)
+}
+
+// shareFactor is the part of the rate limit all shards together aim for: a margin for other
+// clients of the same user, such as a pipeline's own jobs.
+const shareFactor = 0.9
+
+// shareRateLimit paces this shard to its part of the user's rate limit. GitLab counts requests
+// per user, and client-go's limiter (66% of RateLimit-Limit) assumes one process has the whole
+// budget: N parallel jobs would together ask for N×66% of it and meet 429s.
+func (f *Fleet) shareRateLimit(ctx context.Context, s *snapshot, sh Shard) {
+	rl, ok := f.API.(rateLimitReader)
+	if !ok {
+		return
+	}
+	var limit int
+	var err error
+	s.call(ctx, func() { limit, err = rl.RateLimit(ctx) })
+	if err != nil || limit <= 0 {
+		return
+	}
+	perSecond := float64(limit) / 60 * shareFactor / float64(sh.Total)
+	s.pace = rate.NewLimiter(rate.Limit(perSecond), 1)
+	f.Log.WithField("shard", sh.String()).Infof("GitLab allows %d requests a minute for this user; shared by %d shards, this one sends at most %.1f a second", limit, sh.Total, perSecond)
+}
+
+// planEntry runs Ensure against a dry view: it stops where a runner would be created.
+func (f *Fleet) planEntry(ctx context.Context, it *Item, s *snapshot) {
+	v := &view{s: s, target: it.target, desc: it.desc, dry: true}
+	svc := &lifecycle.Service{API: v, Log: discardLogger(), Now: f.now, Pause: func(time.Duration) {}}
+	res, err := svc.Ensure(ctx, it.resolved)
+	it.writes = v.writes
+	it.Orphans = res.OrphansDeleted
+	it.Changes = res.Changes
+	it.Notes = res.Notes
+	it.PreviousRunnerID = res.PreviousRunnerID
+	switch {
+	case errors.Is(err, errPlanned) && res.PreviousRunnerID != 0:
+		it.Action = Replace
+		if d, _ := s.runner(ctx, res.PreviousRunnerID); d == nil {
+			it.Reason = fmt.Sprintf("runner %d recorded in the variable no longer exists", res.PreviousRunnerID)
+		} else {
+			it.Reason = fmt.Sprintf("runner %d is a %s runner of another owner, and GitLab cannot move a runner", res.PreviousRunnerID, d.Type)
+		}
+		it.Changes = nil
+	case errors.Is(err, errPlanned):
+		it.Action = Create
+	case err != nil:
+		it.Action, it.Reason = Fail, err.Error()
+	case res.Action == lifecycle.ActionUpdated:
+		it.Action = Update
+		it.RunnerID, it.TokenExpiresAt = res.RunnerID, res.TokenExpiresAt
+	default:
+		it.Action = Unchanged
+		it.RunnerID, it.TokenExpiresAt = res.RunnerID, res.TokenExpiresAt
+	}
+}
+
+// planPrune finds the runners --prune deletes: in the runner lists of the manifest's owners,
+// those that carry this tool's marker, that GitLab reports as owned by that owner (a list
+// also shows an ancestor group's runners and runners shared with a project), and that no
+// entry keeps. Runners without the marker are never candidates.
+func (p *Plan) planPrune(ctx context.Context, f *Fleet, lists []listKey) {
+	failed := 0
+	for _, it := range p.Items {
+		if it.Action == Fail {
+			failed++
+		}
+	}
+	if failed > 0 {
+		p.PruneSkipped = fmt.Sprintf("%s could not be planned, so --prune deletes nothing this run: it needs to know what every entry keeps", plural(failed, "entry", "entries"))
+		f.Log.Warn(p.PruneSkipped)
+		return
+	}
+	keep := map[int64]bool{}
+	byTarget := map[string]*Item{}
+	for _, it := range p.Items {
+		byTarget[it.target] = it
+		if it.Action == Update || it.Action == Unchanged {
+			keep[it.RunnerID] = true
+		}
+		for _, id := range it.Orphans {
+			keep[id] = true // deleted by its entry already
+		}
+	}
+	type cand struct {
+		id int64
+		l  listKey
+	}
+	var cands []cand
+	var ids []int64
+	seen := map[int64]bool{}
+	for _, l := range lists {
+		if err := p.snap.runnerErr[l]; err != nil {
+			p.PruneSkipped = fmt.Sprintf("the runners of %s could not be listed (%v), so --prune deletes nothing there", p.snap.ownerName(l.kind, l.id), err)
+			f.Log.Warn(p.PruneSkipped)
+			continue
+		}
+		for _, r := range p.snap.runners[l] {
+			if keep[r.ID] || seen[r.ID] {
+				continue
+			}
+			seen[r.ID] = true
+			cands = append(cands, cand{r.ID, l})
+			ids = append(ids, r.ID)
+		}
+	}
+	p.snap.fetchDetails(ctx, ids, f.conc())
+	var items []*Item
+	for _, c := range cands {
+		d, err := p.snap.runner(ctx, c.id)
+		if err != nil || d == nil || !ownedBy(d, c.l) {
+			if err != nil && !gitlab.IsNotFound(err) {
+				f.Log.WithField("runner_id", c.id).Warnf("--prune leaves runner %d alone: %v", c.id, err)
+			}
+			continue
+		}
+		_, marker, marked := record.ParseNote(d.MaintenanceNote)
+		if !marked {
+			continue
+		}
+		it := &Item{Action: Delete, RunnerID: d.ID, RunnerType: d.Type, Owner: p.snap.ownerName(c.l.kind, c.l.id),
+			prune: &pruneTarget{}, Variable: marker.Target}
+		if e, ok := byTarget[marker.Target]; ok {
+			it.Reason = fmt.Sprintf("created for the variable of %s, which records runner %d", e.Entry, e.RunnerID)
+			it.Variable = e.Variable
+			it.VariableKey = e.VariableKey
+		} else {
+			it.Reason = "no entry of the manifest wants it"
+			if ref, ok := lifecycle.ParseTarget(marker.Target); ok {
+				it.Variable, it.VariableKey = p.variableName(ref), ref.Key
+				if p.recordsRunner(ctx, ref, d.ID) {
+					it.prune.variable = &ref
+					it.Reason += "; its variable is deleted too"
+				}
+			}
+		}
+		items = append(items, it)
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].RunnerID < items[j].RunnerID })
+	p.Items = append(p.Items, items...)
+}
+
+// recordsRunner reports whether the managed variable ref names runner id (reading it when
+// its owner was not listed).
+func (p *Plan) recordsRunner(ctx context.Context, ref gitlab.VarRef, id int64) bool {
+	v, listed, err := p.snap.variable(ref)
+	if !listed && err == nil {
+		p.snap.call(ctx, func() { v, err = p.snap.api.GetVariable(ctx, ref) })
+	}
+	if err != nil || v == nil {
+		return false
+	}
+	rec, ok := record.ParseVariable(v.Description)
+	return ok && rec.RunnerID == id
+}
+
+// ownedBy reports whether GitLab says the runner belongs to the owner of the list: a group's
+// list includes its ancestors' runners, and a project's list runners shared with it.
+func ownedBy(d *gitlab.Runner, l listKey) bool {
+	if d.Type != string(l.typ) {
+		return false
+	}
+	switch l.kind {
+	case spec.OwnerProject:
+		return len(d.ProjectIDs) > 0 && d.ProjectIDs[0] == l.id
+	case spec.OwnerGroup:
+		return len(d.GroupIDs) > 0 && d.GroupIDs[0] == l.id
+	}
+	return l.typ == spec.InstanceType
+}
+
+// refsToResolve lists the projects and groups to look up: those of the shard's entries, and
+// with several shards also every variable owner of a kind the manifest names both by id and by
+// path, so that two entries in different shards cannot hide one variable behind two spellings.
+func refsToResolve(m *Manifest, entries []Entry, sh Shard) []nsKey {
+	set := map[nsKey]bool{}
+	add := func(kind spec.OwnerKind, ref string) {
+		if ref != "" && kind != spec.OwnerInstance {
+			set[nsKey{kind, ref}] = true
+		}
+	}
+	for _, e := range entries {
+		switch e.Spec.Runner.Type {
+		case spec.ProjectType:
+			add(spec.OwnerProject, e.Spec.Runner.ProjectRef)
+		case spec.GroupType:
+			add(spec.OwnerGroup, e.Spec.Runner.GroupRef)
+		}
+		add(e.Spec.Variable.Owner, e.Spec.Variable.OwnerRef)
+	}
+	if sh.Total > 1 {
+		for _, kind := range mixedKinds(m) {
+			for _, e := range m.Entries {
+				if e.Spec.Variable.Owner == kind {
+					add(kind, e.Spec.Variable.OwnerRef)
+				}
+			}
+		}
+	}
+	out := make([]nsKey, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	return out
+}
+
+// mixedKinds are the variable owner kinds the manifest names both by numeric id and by path.
+func mixedKinds(m *Manifest) []spec.OwnerKind {
+	ids, paths := map[spec.OwnerKind]bool{}, map[spec.OwnerKind]bool{}
+	for _, e := range m.Entries {
+		v := e.Spec.Variable
+		if _, err := strconv.ParseInt(v.OwnerRef, 10, 64); err == nil {
+			ids[v.Owner] = true
+		} else if v.OwnerRef != "" {
+			paths[v.Owner] = true
+		}
+	}
+	var out []spec.OwnerKind
+	for _, k := range []spec.OwnerKind{spec.OwnerProject, spec.OwnerGroup} {
+		if ids[k] && paths[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// duplicates refuses two entries whose variables turn out to be one once ids and paths are
+// resolved (project: 42 and project: platform/deploy).
+func (p *Plan) duplicates(m *Manifest, shard []Entry) error {
+	inShard := map[int]bool{}
+	for _, e := range shard {
+		inShard[e.Index] = true
+	}
+	first := map[string]Entry{}
+	var msgs []string
+	for _, e := range m.Entries {
+		target, ok := p.resolvedTarget(e)
+		if !ok {
+			continue
+		}
+		prev, dup := first[target]
+		if !dup {
+			first[target] = e
+			continue
+		}
+		if !inShard[e.Index] && !inShard[prev.Index] {
+			continue
+		}
+		msgs = append(msgs, fmt.Sprintf("%s:%d: %s stores its token in %s, which is the variable of %s (line %d) too once ids and paths are resolved: each runner needs its own variable",
+			m.File, e.VariableLine, e.Name(), describeVariable(e.Spec.Variable), prev.Name(), prev.Line))
+	}
+	switch len(msgs) {
+	case 0:
+		return nil
+	case 1:
+		return fail.Usagef("%s; nothing was changed", msgs[0])
+	}
+	return fail.Usagef("%s has %d entries that share a variable; nothing was changed:\n%s", m.File, len(msgs), strings.Join(msgs, "\n"))
+}
+
+func (p *Plan) resolvedTarget(e Entry) (string, bool) {
+	v := e.Spec.Variable
+	if v.Owner == spec.OwnerInstance {
+		return spec.Target(spec.OwnerInstance, 0, v.Key, spec.DefaultScope), true
+	}
+	ns, ok := p.snap.resolved(nsKey{v.Owner, v.OwnerRef})
+	if !ok {
+		return "", false
+	}
+	return spec.Target(v.Owner, ns.ID, v.Key, v.EnvironmentScope), true
+}
+
+// firstAuthError returns a 401 from the look-ups: with a refused token every entry would fail
+// the same way, so the run stops with the client's own sentence and exit code.
+func firstAuthError(s *snapshot) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keys := make([]nsKey, 0, len(s.namespaces))
+	for k := range s.namespaces {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i].ref < keys[j].ref })
+	for _, k := range keys {
+		if err := s.namespaces[k].err; err != nil && gitlab.StatusCode(err) == 401 {
+			return err
+		}
+	}
+	return nil
+}
+
+func runnerList(a gitlab.RunnerAttrs) listKey {
+	switch a.Type {
+	case spec.ProjectType:
+		return listKey{spec.OwnerProject, a.ProjectID, a.Type}
+	case spec.GroupType:
+		return listKey{spec.OwnerGroup, a.GroupID, a.Type}
+	}
+	return listKey{spec.OwnerInstance, 0, spec.InstanceType}
+}
+
+func runnerOwnerAsWritten(r spec.Runner) string {
+	switch r.Type {
+	case spec.ProjectType:
+		return "project " + r.ProjectRef
+	case spec.GroupType:
+		return "group " + r.GroupRef
+	}
+	return "the instance"
+}
+
+// variableName is "project platform/deploy variable RUNNER_TOKEN (scope *)" for a variable
+// named by a marker.
+func (p *Plan) variableName(ref gitlab.VarRef) string {
+	if ref.Owner == spec.OwnerInstance {
+		return "instance variable " + ref.Key
+	}
+	return fmt.Sprintf("%s variable %s (scope %s)", p.snap.ownerName(ref.Owner, ref.OwnerID), ref.Key, ref.Scope)
+}
+
+// variableName is "project platform/deploy variable RUNNER_TOKEN (scope *)".
+func variableName(r lifecycle.Resolved) string {
+	if r.Var.Owner == spec.OwnerInstance {
+		return "instance variable " + r.Var.Key
+	}
+	return fmt.Sprintf("%s variable %s (scope %s)", r.VarOwnerPath, r.Var.Key, r.Var.Scope)
+}
+
+func discardLogger() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	l.SetLevel(logrus.PanicLevel)
+	return l
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

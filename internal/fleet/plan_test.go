@@ -1,0 +1,236 @@
+package fleet_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/golden"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fleet"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+)
+
+const initialFleet = `
+runners:
+  - project_id: platform/deploy
+    description: a
+    variable: {key: A}
+  - project_id: 42
+    description: b
+    variable: {key: B}
+  - project_id: 42
+    description: c
+    variable: {key: C}
+  - project_id: 42
+    description: d
+    variable: {key: D}
+  - runner_type: group_type
+    group_id: platform/runners
+    description: e
+    variable: {key: E, project: platform/runners/fleet}
+`
+
+const changedFleet = `
+runners:
+  - project_id: platform/deploy
+    description: a
+    variable: {key: A}
+  - project_id: 42
+    description: b
+    tag_list: [docker]
+    locked: true
+    variable: {key: B}
+  - project_id: 42
+    description: c
+    variable: {key: C}
+  - runner_type: group_type
+    group_id: platform/runners
+    description: e
+    variable: {key: E, project: platform/runners/fleet, protected: false}
+  - project_id: 42
+    description: f
+    maintenance_note: new this week
+    variable: {key: F}
+`
+
+func TestPlanFirstApply(t *testing.T) {
+	e := setup(t)
+	_, text := e.planText(t, parse(t, initialFleet), false)
+	golden.Assert(t, text, "plan-first.golden")
+	assert.Check(t, is.Equal(e.fake.Writes(), 0), "a plan only reads")
+}
+
+// TestPlanMixed covers every action of a plan: unchanged, update (runner attributes and a
+// variable setting), replace (the runner was deleted in the UI), create, an orphan left by an
+// interrupted run, and --prune's delete of a runner no entry wants, next to runners --prune
+// must leave alone.
+func TestPlanMixed(t *testing.T) {
+	e := setup(t)
+	f := e.fleet(1) // one at a time: runner ids in manifest order
+	_, sum := e.apply(t, f, parse(t, initialFleet), false)
+	assert.Check(t, is.Equal(sum.Results["created"], 5))
+	assert.Check(t, is.DeepEqual(runnerIDs(e.fake), []int64{1000, 1001, 1002, 1003, 1004}))
+
+	e.fake.DeleteRunnerDirect(1002)
+	orphan := e.markedRunner(t, gitlab.RunnerAttrs{Type: spec.ProjectType, ProjectID: 42, Description: "a"}, "project:42/A@*")
+	manual := e.markedRunner(t, gitlab.RunnerAttrs{Type: spec.ProjectType, ProjectID: 42, Description: "d"}, "")
+	elsewhere := e.markedRunner(t, gitlab.RunnerAttrs{Type: spec.ProjectType, ProjectID: 43, Description: "z"}, "project:43/Z@*")
+	ancestor := e.markedRunner(t, gitlab.RunnerAttrs{Type: spec.GroupType, GroupID: 10, Description: "y"}, "group:10/Y@*")
+	assert.Check(t, is.DeepEqual([]int64{orphan, manual, elsewhere, ancestor}, []int64{1005, 1006, 1007, 1008}))
+
+	m := parse(t, changedFleet)
+	e.fake.ResetRequests()
+	_, text := e.planText(t, m, true)
+	golden.Assert(t, text, "plan-mixed.golden")
+	assert.Check(t, is.Equal(writes(e.fake.Requests()), 0), "a plan only reads")
+
+	p, sum := e.apply(t, e.fleet(1), m, true)
+	var b bytes.Buffer
+	p.WriteResults(&b, sum)
+	golden.Assert(t, b.String(), "apply-mixed.golden")
+	assert.Check(t, is.Equal(sum.Failed, 0))
+	assert.Check(t, is.Equal(sum.OrphansDeleted, 1))
+
+	// Kept: A, B (updated in place), E, the new C and F; the runners prune must not touch.
+	// Gone: D (pruned, with its variable) and the orphan.
+	assert.Check(t, is.DeepEqual(runnerIDs(e.fake), []int64{1000, 1001, 1004, 1006, 1007, 1008, 1009, 1010}))
+	_, ok := e.fake.Variable("project", 42, "D", "*")
+	assert.Check(t, !ok, "the pruned runner's variable is deleted too")
+	assert.Check(t, is.Equal(e.assertStored(t), 5))
+	b1001, _ := e.fake.Runner(1001)
+	assert.Check(t, b1001.Locked)
+	assert.Check(t, is.DeepEqual(b1001.TagList, []string{"docker"}))
+	ev, _ := e.fake.Variable("project", 43, "E", "*")
+	assert.Check(t, !ev.Protected)
+
+	// And again: nothing to do, nothing written.
+	e.fake.ResetRequests()
+	_, sum = e.apply(t, e.fleet(8), m, true)
+	assert.Check(t, is.Equal(sum.Results["unchanged"], 5))
+	assert.Check(t, is.Equal(e.fake.Writes(), 0))
+}
+
+// TestPlanFailures: entries that cannot be planned are reported and left alone, the others
+// go ahead, and --prune deletes nothing when it cannot know what every entry keeps.
+func TestPlanFailures(t *testing.T) {
+	e := setup(t)
+	_, sum := e.apply(t, e.fleet(1), parse(t, `
+runners:
+  - project_id: 42
+    description: old
+    variable: {key: OLD}
+`), false)
+	assert.Check(t, is.Equal(sum.Failed, 0))
+	v := gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "MINE", Scope: "*"}
+	assert.NilError(t, e.client.CreateVariable(e.ctx, v, gitlab.VariableWrite{Value: ptr(token.Secret("someone-elses-value"))}))
+
+	m := parse(t, `
+runners:
+  - project_id: platform/missing
+    variable: {key: X}
+  - project_id: 42
+    variable: {key: MINE}
+  - project_id: 42
+    description: new
+    variable: {key: NEW, hidden: false}
+  - project_id: 42
+    variable: {key: OLD, project: 42}
+`)
+	_, text := e.planText(t, m, true)
+	golden.Assert(t, text, "plan-failures.golden")
+
+	e.fake.ResetRequests()
+	p, sum := e.apply(t, e.fleet(8), m, true)
+	assert.Check(t, is.Equal(sum.Failed, 2))
+	assert.Check(t, is.Equal(sum.Results["created"], 1))
+	assert.Check(t, is.Equal(sum.Results["updated"], 1), "OLD gets the new description (empty)")
+	assert.Check(t, is.Equal(len(runnerIDs(e.fake)), 2), "nothing pruned")
+	for _, it := range p.Items {
+		if it.Action == fleet.Fail {
+			assert.Check(t, is.Equal(it.Result, fleet.ResultFailed))
+			assert.Check(t, it.Error != "")
+		}
+	}
+}
+
+// TestDuplicateAfterResolution: two spellings of one project are one variable; the plan
+// refuses the manifest with exit code 2 before anything is written.
+func TestDuplicateAfterResolution(t *testing.T) {
+	e := setup(t)
+	m := parse(t, `
+runners:
+  - project_id: 42
+    description: by id
+  - project_id: platform/deploy
+    description: by path
+`)
+	_, err := e.fleet(8).Plan(e.ctx, m, fleet.All, false)
+	assert.Check(t, is.ErrorContains(err, "fleet.yaml:4: runners[1] stores its token in project platform/deploy variable RUNNER_TOKEN (scope *), which is the variable of runners[0] (line 2) too once ids and paths are resolved"))
+	assert.Check(t, is.Equal(fail.Code(err), fail.CodeUsage))
+	assert.Check(t, is.Equal(e.fake.Writes(), 0))
+
+	// With shards, each shard sees the clash even when the two entries fall in different
+	// shards: the manifest names project variables both by id and by path, so every shard
+	// resolves them all.
+	for key := 0; key < 20; key++ {
+		m := parse(t, `
+runners:
+  - project_id: 42
+    variable: {key: K`+itoa(key)+`}
+  - project_id: platform/deploy
+    variable: {key: K`+itoa(key)+`}
+`)
+		sh1 := fleet.Shard{Index: 1, Total: 2}
+		if sh1.Owns(m.Entries[0]) == sh1.Owns(m.Entries[1]) {
+			continue
+		}
+		for i := 1; i <= 2; i++ {
+			_, err := e.fleet(8).Plan(e.ctx, m, fleet.Shard{Index: i, Total: 2}, false)
+			assert.Check(t, is.ErrorContains(err, "once ids and paths are resolved"), "shard %d/2", i)
+		}
+		return
+	}
+	t.Fatal("no key put the two entries in different shards")
+}
+
+func TestPlanJSONHasNoToken(t *testing.T) {
+	e := setup(t)
+	p, _ := e.apply(t, e.fleet(8), parse(t, initialFleet), false)
+	b, err := json.Marshal(p.Items)
+	assert.NilError(t, err)
+	for _, r := range e.fake.Runners() {
+		assert.Check(t, !bytes.Contains(b, []byte(r.Token)))
+	}
+	assert.Check(t, !bytes.Contains(b, []byte("glrt-")))
+}
+
+func TestPlanSharded(t *testing.T) {
+	e := setup(t)
+	m := manifest(t, 30)
+	created := 0
+	for i := 1; i <= 3; i++ {
+		p, err := e.fleet(8).Plan(e.ctx, m, fleet.Shard{Index: i, Total: 3}, false)
+		assert.NilError(t, err)
+		e.fleet(8).Apply(e.ctx, p)
+		for _, it := range p.Items {
+			assert.Check(t, is.Equal(it.Result, "created"))
+			created++
+		}
+	}
+	assert.Check(t, is.Equal(created, 30))
+	assert.Check(t, is.Equal(e.assertStored(t), 30))
+	e.fake.ResetRequests()
+	_, sum := e.apply(t, e.fleet(8), m, false)
+	assert.Check(t, is.Equal(sum.Results["unchanged"], 30))
+	assert.Check(t, is.Equal(e.fake.Writes(), 0))
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func itoa(i int) string { return string(rune('0'+i/10)) + string(rune('0'+i%10)) }

@@ -1,0 +1,140 @@
+package fleet
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+// WritePlan writes the plan as a table, one line per entry and per runner --prune deletes.
+func (p *Plan) WritePlan(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENTRY\tACTION\tRUNNER\tVARIABLE\tDETAIL")
+	for _, it := range p.Items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.where(it), it.Action, runnerCell(it), it.Variable, planDetail(it))
+	}
+	_ = tw.Flush()
+	if p.PruneSkipped != "" {
+		fmt.Fprintf(w, "prune skipped: %s\n", p.PruneSkipped)
+	}
+}
+
+// WriteResults writes what apply did: a line for every item that was not already up to
+// date, then the counts.
+func (p *Plan) WriteResults(w io.Writer, s Summary) {
+	changed := false
+	for _, it := range p.Items {
+		changed = changed || it.Result != "unchanged" || len(it.Orphans) > 0
+	}
+	if !changed {
+		fmt.Fprintln(w, "nothing was written: every runner and variable is up to date")
+		fmt.Fprintln(w, countsLine(s))
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ENTRY\tRESULT\tRUNNER\tVARIABLE\tDETAIL")
+	for _, it := range p.Items {
+		if it.Result == "unchanged" && len(it.Orphans) == 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.where(it), it.Result, idOrDash(it.RunnerID), it.Variable, resultDetail(it))
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w, countsLine(s))
+}
+
+// WriteSummary writes the counts of a dry run.
+func (p *Plan) WriteSummary(w io.Writer, s Summary) {
+	fmt.Fprintln(w, countsLine(s))
+}
+
+func countsLine(s Summary) string {
+	if s.DryRun {
+		return fmt.Sprintf("plan for shard %s: %d to create, %d to update, %d to replace, %d unchanged, %d to delete, %d failed; dry run: nothing was changed",
+			s.Shard, s.Planned[Create], s.Planned[Update], s.Planned[Replace], s.Planned[Unchanged], s.Planned[Delete], s.Planned[Fail])
+	}
+	r := s.Results
+	line := fmt.Sprintf("shard %s: %d created, %d updated, %d replaced, %d unchanged, %d deleted, %d failed",
+		s.Shard, r["created"], r["updated"], r["replaced"], r["unchanged"], r["deleted"], r[ResultFailed])
+	if n := r[ResultSuperseded]; n > 0 {
+		line += fmt.Sprintf(", %d superseded by a concurrent run", n)
+	}
+	return line + fmt.Sprintf(" (%.1fs, %d API calls)", s.Seconds, s.APICalls)
+}
+
+func (p *Plan) where(it *Item) string {
+	if it.Line == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%s:%d", p.File, it.Line)
+}
+
+func runnerCell(it *Item) string {
+	switch it.Action {
+	case Create:
+		return "new"
+	case Replace:
+		return "new"
+	case Fail:
+		return "-"
+	}
+	return idOrDash(it.RunnerID)
+}
+
+func idOrDash(id int64) string {
+	if id == 0 {
+		return "-"
+	}
+	return strconv.FormatInt(id, 10)
+}
+
+func planDetail(it *Item) string {
+	var parts []string
+	switch it.Action {
+	case Create:
+		parts = append(parts, fmt.Sprintf("%s runner for %s", it.RunnerType, it.Owner))
+	case Replace:
+		parts = append(parts, it.Reason)
+	case Update:
+		parts = append(parts, "changes: "+strings.Join(it.Changes, ", "))
+	case Delete, Fail:
+		parts = append(parts, it.Reason)
+	}
+	if len(it.Orphans) > 0 {
+		parts = append(parts, "deletes orphan "+runnerIDs(it.Orphans)+" (created for this variable, token never stored)")
+	}
+	return strings.Join(parts, "; ")
+}
+
+func resultDetail(it *Item) string {
+	if it.Error != "" {
+		return it.Error
+	}
+	var parts []string
+	switch it.Result {
+	case "updated":
+		parts = append(parts, "changed: "+strings.Join(it.Changes, ", "))
+	case "replaced":
+		parts = append(parts, fmt.Sprintf("replaces runner %d", it.PreviousRunnerID))
+	case "deleted":
+		parts = append(parts, it.Reason)
+	}
+	if len(it.Orphans) > 0 && it.Action != Delete {
+		parts = append(parts, "deleted orphan "+runnerIDs(it.Orphans))
+	}
+	parts = append(parts, it.Notes...)
+	return strings.Join(parts, "; ")
+}
+
+func runnerIDs(ids []int64) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = strconv.FormatInt(id, 10)
+	}
+	if len(ids) == 1 {
+		return "runner " + s[0]
+	}
+	return "runners " + strings.Join(s, ", ")
+}
