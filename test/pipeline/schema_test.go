@@ -89,6 +89,12 @@ var overrides = map[string]any{
 	"if_expiring_within":         "72h",
 	"use_runner_token":           true,
 	"log_level":                  "debug",
+	"file":                       "infra/fleet.yaml",
+	"parallel":                   4,
+	"concurrency":                4,
+	"dry_run":                    true,
+	"prune":                      true,
+	"timeout":                    "1h",
 }
 
 // contract lists the inputs fixed by the product contract (shared/contract.md) with the
@@ -107,6 +113,10 @@ var contract = map[string]map[string]any{
 	"delete-runner": {
 		"as": "delete-runner", "stage": nil, "image": nil, "rules": []any{map[string]any{"when": "on_success"}},
 		"project_id": "$CI_PROJECT_ID", "group_id": nil, "variable_key": "RUNNER_TOKEN",
+	},
+	// apply-fleet is not in the contract; its job inputs follow the same conventions.
+	"apply-fleet": {
+		"as": "apply-fleet", "stage": nil, "image": nil, "rules": []any{map[string]any{"when": "on_success"}},
 	},
 }
 
