@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -50,8 +51,9 @@ type Config struct {
 
 // Client is a connection to GitLab.
 type Client struct {
-	gl   *gl.Client
-	base *url.URL
+	gl        *gl.Client
+	base      *url.URL
+	noRetries bool
 }
 
 // New validates cfg and builds a client. Nothing is sent yet.
@@ -120,7 +122,7 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fail.Usagef("cannot set up the GitLab client for %s: %v", base, err)
 	}
-	return &Client{gl: c, base: base}, nil
+	return &Client{gl: c, base: base, noRetries: cfg.NoRetries}, nil
 }
 
 // BaseURL is the instance URL the client talks to, without /api/v4.
@@ -208,7 +210,45 @@ func (q quietLogger) Info(msg string, kv ...any)  {}
 func (q quietLogger) Debug(msg string, kv ...any) {}
 func (q quietLogger) Warn(msg string, kv ...any)  { q.log.Debug(strings.ToLower(msg)) }
 
-func reqOpts(ctx context.Context) gl.RequestOptionFunc { return gl.WithContext(ctx) }
+// idem is the request options of an idempotent call (GET, PUT, DELETE): besides 429 and 5xx,
+// it is retried after any failure without an answer (a dropped connection, a request timeout),
+// because repeating it cannot do anything twice. client-go itself retries only errors it knows
+// happened before the request was sent, since it cannot tell the method without a response.
+func (c *Client) idem(ctx context.Context) []gl.RequestOptionFunc {
+	return []gl.RequestOptionFunc{gl.WithContext(ctx), gl.WithRequestRetry(c.retryIdempotent)}
+}
+
+// post is the request options of a call that is not idempotent: client-go's own policy, with
+// WithOnlyIdempotentRetries, retries it only after a 429 or an error before it was sent.
+func (c *Client) post(ctx context.Context) []gl.RequestOptionFunc {
+	return []gl.RequestOptionFunc{gl.WithContext(ctx)}
+}
+
+// permanent reports errors that a retry cannot cure: an untrusted or mismatched certificate,
+// a host name that does not resolve.
+func permanent(err error) bool {
+	var cv *tls.CertificateVerificationError
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var ci x509.CertificateInvalidError
+	var dns *net.DNSError
+	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||
+		(errors.As(err, &dns) && dns.IsNotFound)
+}
+
+func (c *Client) retryIdempotent(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	if c.noRetries {
+		return false, nil
+	}
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	if err != nil {
+		return !permanent(err), nil
+	}
+	code := resp.StatusCode
+	return code == http.StatusTooManyRequests || code == 0 || (code >= 500 && code != http.StatusNotImplemented), nil
+}
 
 // ptr is gl.Ptr, named locally for brevity.
 func ptr[T any](v T) *T { return &v }

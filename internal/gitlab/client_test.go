@@ -106,7 +106,7 @@ func TestErrorSentences(t *testing.T) {
 		{403, `{"message":"403 Forbidden - Insufficient permissions"}`, fail.CodeAuth, "GitLab answered 403 (403 Forbidden - Insufficient permissions); the token's user needs the Maintainer role on the project"},
 		{404, `{"message":"404 Project Not Found"}`, fail.CodeNotFound, "project 42 was not found (404)"},
 		{400, `{"message":"400 Bad request - Tags list can not be empty when runner is not allowed to pick untagged jobs"}`, fail.CodeConflict, "GitLab rejected it (400): 400 Bad request - Tags list can not be empty"},
-		{400, `{"message":{"base":["Only new variables can be set as masked and hidden."]}}`, fail.CodeConflict, "GitLab rejected it (400): Only new variables can be set as masked and hidden."},
+		{400, `{"message":{"base":["Only new variables can be set as masked and hidden."]}}`, fail.CodeConflict, "GitLab rejected it (400): Only new variables can be set as masked and hidden"},
 		{429, "Retry later\n", fail.CodeFailure, "kept rate-limiting the requests (429 Too Many Requests)"},
 		{502, "<html>bad gateway</html>", fail.CodeFailure, "GitLab failed with HTTP 502"},
 	}
@@ -181,4 +181,29 @@ func TestBaseURLRules(t *testing.T) {
 	}
 	_, err := checkBaseURL("http://gitlab.example.com", true)
 	assert.Check(t, err)
+}
+
+// TestIdempotentCallsRetryAfterNoAnswer: a GET whose connection drops is repeated; a POST is not.
+func TestIdempotentCallsRetryAfterNoAnswer(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 || r.Method == http.MethodPost {
+			hj, _ := w.(http.Hijacker)
+			conn, _, _ := hj.Hijack()
+			conn.Close()
+			return
+		}
+		w.Write([]byte(`{"id":42,"path_with_namespace":"a/b"}`))
+	}))
+	t.Cleanup(srv.Close)
+	c, err := New(Config{BaseURL: srv.URL, Token: "glpat-test", RetryMax: 2})
+	assert.NilError(t, err)
+	_, err = c.ResolveProject(context.Background(), "a/b")
+	assert.NilError(t, err)
+
+	calls.Store(10)
+	_, err = c.CreateRunner(context.Background(), RunnerAttrs{Type: spec.InstanceType})
+	assert.Check(t, is.ErrorContains(err, "the connection was closed before GitLab answered"))
+	assert.Check(t, IsAmbiguous(err))
+	assert.Check(t, is.Equal(calls.Load(), int32(11)), "a POST without an answer is not repeated")
 }

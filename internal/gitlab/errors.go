@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -56,8 +57,9 @@ type statusError struct {
 func (e *statusError) Error() string { return e.msg }
 func (e *statusError) Unwrap() error { return e.sentinel }
 
-// wrap turns a client-go error into one sentence with an exit code.
-func wrap(o op, err error) error {
+// wrap turns a client-go error into one sentence with an exit code. ctx is the run's context:
+// only its expiry is the run's --timeout; any other timeout is one request's.
+func wrap(ctx context.Context, o op, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -76,8 +78,12 @@ func wrap(o op, err error) error {
 	if errors.As(err, &er) {
 		return fromResponse(o, er)
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: the run's --timeout expired before GitLab answered", o.action), sentinel: errTransport})
+	if ctx.Err() != nil {
+		why := "the run's --timeout expired before GitLab answered"
+		if errors.Is(ctx.Err(), context.Canceled) {
+			why = "the run was interrupted before GitLab answered"
+		}
+		return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: %s", o.action, why), sentinel: errTransport})
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
@@ -86,8 +92,11 @@ func wrap(o op, err error) error {
 			host = u.Host
 		}
 		cause := rootCause(ue.Err)
-		if ue.Timeout() {
-			cause = "no answer within the request timeout"
+		switch {
+		case ue.Timeout() || errors.Is(err, context.DeadlineExceeded):
+			cause = "no answer within the request timeout, --request-timeout"
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(cause, "connection reset"):
+			cause = "the connection was closed before GitLab answered"
 		}
 		return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: GitLab at %s could not be reached (%s)", o.action, host, cause), sentinel: errTransport})
 	}
@@ -107,7 +116,7 @@ func fromResponse(o op, er *gl.ErrorResponse) error {
 		code = fail.CodeAuth
 		why := "it is unknown, expired or revoked"
 		if body.description != "" {
-			why = strings.TrimSuffix(body.description, ".")
+			why = firstSentence(body.description)
 		}
 		se.msg = fmt.Sprintf("cannot %s: GitLab refused the access token (401 Unauthorized: %s); set GITLAB_TOKEN to a valid personal, group or project access token with the api and create_runner scopes", o.action, why)
 	case status == http.StatusForbidden && body.err == "insufficient_scope":
@@ -121,12 +130,15 @@ func fromResponse(o op, er *gl.ErrorResponse) error {
 		}
 		se.msg = fmt.Sprintf("cannot %s: GitLab answered 403 (%s); the token's user needs %s", o.action, orDefault(body.text, "Forbidden"), role)
 	case status == http.StatusTooManyRequests:
-		se.msg = fmt.Sprintf("cannot %s: GitLab kept rate-limiting the requests (429 Too Many Requests) after retries; try again later or lower --concurrency", o.action)
+		se.msg = fmt.Sprintf("cannot %s: GitLab kept rate-limiting the requests (429 Too Many Requests) after retries; try again later", o.action)
 	case status >= 500:
 		se.msg = fmt.Sprintf("cannot %s: GitLab failed with HTTP %d after retries; the command is safe to run again", o.action, status)
+	case status == http.StatusConflict && strings.Contains(body.text, "multiple variables"):
+		code = fail.CodeConflict
+		se.msg = fmt.Sprintf("cannot %s: GitLab holds several variables with this key in different environment scopes (409); name the one you mean with --variable-environment-scope", o.action)
 	default:
 		code = fail.CodeConflict
-		se.msg = fmt.Sprintf("cannot %s: GitLab rejected it (%d): %s", o.action, status, orDefault(body.text, http.StatusText(status)))
+		se.msg = fmt.Sprintf("cannot %s: GitLab rejected it (%d): %s", o.action, status, firstSentence(orDefault(body.text, http.StatusText(status))))
 	}
 	return fail.WithCode(code, se)
 }
@@ -185,6 +197,16 @@ func parseBody(b []byte) errBody {
 		}
 	}
 	return out
+}
+
+// firstSentence keeps GitLab's first sentence, without its full stop, so that the program's
+// message stays one sentence.
+func firstSentence(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.Index(s, ". "); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSuffix(s, ".")
 }
 
 func orDefault(s, d string) string {

@@ -15,18 +15,18 @@ type Namespace struct {
 
 // ResolveProject looks a project up by numeric id or full path.
 func (c *Client) ResolveProject(ctx context.Context, ref string) (Namespace, error) {
-	p, _, err := c.gl.Projects.GetProject(refArg(ref), nil, reqOpts(ctx))
+	p, _, err := c.gl.Projects.GetProject(refArg(ref), nil, c.idem(ctx)...)
 	if err != nil {
-		return Namespace{}, wrap(op{action: "look up project " + ref, object: "project " + ref, role: "access to the project"}, err)
+		return Namespace{}, wrap(ctx, op{action: "look up project " + ref, object: "project " + ref, role: "access to the project"}, err)
 	}
 	return Namespace{ID: p.ID, FullPath: p.PathWithNamespace}, nil
 }
 
 // ResolveGroup looks a group up by numeric id or full path.
 func (c *Client) ResolveGroup(ctx context.Context, ref string) (Namespace, error) {
-	g, _, err := c.gl.Groups.GetGroup(refArg(ref), &gl.GetGroupOptions{WithProjects: ptr(false)}, reqOpts(ctx))
+	g, _, err := c.gl.Groups.GetGroup(refArg(ref), &gl.GetGroupOptions{WithProjects: ptr(false)}, c.idem(ctx)...)
 	if err != nil {
-		return Namespace{}, wrap(op{action: "look up group " + ref, object: "group " + ref, role: "access to the group"}, err)
+		return Namespace{}, wrap(ctx, op{action: "look up group " + ref, object: "group " + ref, role: "access to the group"}, err)
 	}
 	return Namespace{ID: g.ID, FullPath: g.FullPath}, nil
 }
@@ -45,9 +45,9 @@ func (c *Client) ListDescendants(ctx context.Context, groupID int64) (groups, pr
 	o := op{action: "list the subgroups and projects of group " + idString(groupID), object: "group " + idString(groupID), role: "access to the group"}
 	lo := gl.ListOptions{PerPage: 100, Page: 1}
 	for {
-		gs, resp, err := c.gl.Groups.ListDescendantGroups(groupID, &gl.ListDescendantGroupsOptions{ListOptions: lo}, reqOpts(ctx))
+		gs, resp, err := c.gl.Groups.ListDescendantGroups(groupID, &gl.ListDescendantGroupsOptions{ListOptions: lo}, c.idem(ctx)...)
 		if err != nil {
-			return nil, nil, wrap(o, err)
+			return nil, nil, wrap(ctx, o, err)
 		}
 		for _, g := range gs {
 			groups = append(groups, Namespace{ID: g.ID, FullPath: g.FullPath})
@@ -59,9 +59,9 @@ func (c *Client) ListDescendants(ctx context.Context, groupID int64) (groups, pr
 	}
 	lo.Page = 1
 	for {
-		ps, resp, err := c.gl.Groups.ListGroupProjects(groupID, &gl.ListGroupProjectsOptions{ListOptions: lo, IncludeSubGroups: ptr(true), Simple: ptr(true)}, reqOpts(ctx))
+		ps, resp, err := c.gl.Groups.ListGroupProjects(groupID, &gl.ListGroupProjectsOptions{ListOptions: lo, IncludeSubGroups: ptr(true), Simple: ptr(true)}, c.idem(ctx)...)
 		if err != nil {
-			return nil, nil, wrap(o, err)
+			return nil, nil, wrap(ctx, o, err)
 		}
 		for _, p := range ps {
 			projects = append(projects, Namespace{ID: p.ID, FullPath: p.PathWithNamespace})

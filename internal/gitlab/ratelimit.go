@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-
-	gl "gitlab.com/gitlab-org/api/client-go/v2"
 )
 
 // RateLimit returns the requests per minute GitLab allows this token's user, as its
@@ -14,7 +12,7 @@ import (
 // here. Callers that split work across processes sharing one user's budget (fleet shards)
 // use it to pace themselves: client-go's own limiter assumes it has the budget to itself.
 func (c *Client) RateLimit(ctx context.Context) (int, error) {
-	req, err := c.gl.NewRequest(http.MethodGet, "user", nil, []gl.RequestOptionFunc{reqOpts(ctx)})
+	req, err := c.gl.NewRequest(http.MethodGet, "user", nil, c.idem(ctx))
 	if err != nil {
 		return 0, err
 	}
@@ -23,7 +21,7 @@ func (c *Client) RateLimit(ctx context.Context) (int, error) {
 		if err == nil {
 			return 0, nil
 		}
-		return 0, wrap(op{action: "read the rate limit", object: "the current user"}, err)
+		return 0, wrap(ctx, op{action: "read the rate limit", object: "the current user"}, err)
 	}
 	n, _ := strconv.Atoi(resp.Header.Get("RateLimit-Limit"))
 	return max(n, 0), nil

@@ -110,9 +110,9 @@ func (c *Client) CreateRunner(ctx context.Context, a RunnerAttrs) (NewToken, err
 	if a.MaintenanceNote != "" {
 		opt.MaintenanceNote = ptr(a.MaintenanceNote)
 	}
-	r, _, err := c.gl.Users.CreateUserRunner(opt, reqOpts(ctx))
+	r, _, err := c.gl.Users.CreateUserRunner(opt, c.post(ctx)...)
 	if err != nil {
-		return NewToken{}, wrap(op{action: "create the " + string(a.Type) + " runner", object: ownerObject(a), role: roleFor(a.Type)}, err)
+		return NewToken{}, wrap(ctx, op{action: "create the " + string(a.Type) + " runner", object: ownerObject(a), role: roleFor(a.Type)}, err)
 	}
 	return NewToken{RunnerID: r.ID, Token: token.Secret(r.Token), ExpiresAt: r.TokenExpiresAt}, nil
 }
@@ -136,13 +136,13 @@ type runnerDetails struct {
 // GetRunner calls GET /runners/:id. A missing runner gives an error matching IsNotFound.
 func (c *Client) GetRunner(ctx context.Context, id int64) (*Runner, error) {
 	// client-go's RunnerDetails has no token_expires_at, so the request is made by hand.
-	req, err := c.gl.NewRequest(http.MethodGet, "runners/"+idString(id), nil, []gl.RequestOptionFunc{reqOpts(ctx)})
+	req, err := c.gl.NewRequest(http.MethodGet, "runners/"+idString(id), nil, c.idem(ctx))
 	if err != nil {
 		return nil, err
 	}
 	var d runnerDetails
 	if _, err := c.gl.Do(req, &d); err != nil {
-		return nil, wrap(op{action: fmt.Sprintf("read runner %d", id), object: fmt.Sprintf("runner %d", id), role: "rights to read the runner (Maintainer of its project, Owner of its group, or admin)"}, err)
+		return nil, wrap(ctx, op{action: fmt.Sprintf("read runner %d", id), object: fmt.Sprintf("runner %d", id), role: "rights to read the runner (Maintainer of its project, Owner of its group, or admin)"}, err)
 	}
 	r := &Runner{
 		ID: d.ID, Type: d.RunnerType, Description: d.Description, TagList: d.TagList,
@@ -175,22 +175,22 @@ func (c *Client) UpdateRunner(ctx context.Context, id int64, a RunnerAttrs) erro
 	if a.MaximumTimeout > 0 {
 		opt.MaximumTimeout = ptr(a.MaximumTimeout)
 	}
-	_, _, err := c.gl.Runners.UpdateRunnerDetails(id, opt, reqOpts(ctx))
-	return wrap(op{action: fmt.Sprintf("update runner %d", id), object: fmt.Sprintf("runner %d", id), role: roleFor(a.Type)}, err)
+	_, _, err := c.gl.Runners.UpdateRunnerDetails(id, opt, c.idem(ctx)...)
+	return wrap(ctx, op{action: fmt.Sprintf("update runner %d", id), object: fmt.Sprintf("runner %d", id), role: roleFor(a.Type)}, err)
 }
 
 // DeleteRunner calls DELETE /runners/:id.
 func (c *Client) DeleteRunner(ctx context.Context, id int64) error {
-	_, err := c.gl.Runners.RemoveRunner(id, reqOpts(ctx))
-	return wrap(op{action: fmt.Sprintf("delete runner %d", id), object: fmt.Sprintf("runner %d", id), role: "rights to delete the runner (Maintainer of its only project, Owner of its group, or admin)"}, err)
+	_, err := c.gl.Runners.RemoveRunner(id, c.idem(ctx)...)
+	return wrap(ctx, op{action: fmt.Sprintf("delete runner %d", id), object: fmt.Sprintf("runner %d", id), role: "rights to delete the runner (Maintainer of its only project, Owner of its group, or admin)"}, err)
 }
 
 // ResetRunnerToken calls POST /runners/:id/reset_authentication_token. The old token stops
 // working at once.
 func (c *Client) ResetRunnerToken(ctx context.Context, id int64) (NewToken, error) {
-	t, _, err := c.gl.Runners.ResetRunnerAuthenticationToken(id, reqOpts(ctx))
+	t, _, err := c.gl.Runners.ResetRunnerAuthenticationToken(id, c.post(ctx)...)
 	if err != nil {
-		return NewToken{}, wrap(op{action: fmt.Sprintf("reset the token of runner %d", id), object: fmt.Sprintf("runner %d", id), role: "rights to update the runner (Maintainer of its project, Owner of its group, or admin); or use --use-runner-token"}, err)
+		return NewToken{}, wrap(ctx, op{action: fmt.Sprintf("reset the token of runner %d", id), object: fmt.Sprintf("runner %d", id), role: "rights to update the runner (Maintainer of its project, Owner of its group, or admin); or use --use-runner-token"}, err)
 	}
 	if t.Token == nil || *t.Token == "" {
 		return NewToken{}, fmt.Errorf("reset the token of runner %d: GitLab answered without a token", id)
@@ -204,7 +204,7 @@ func (c *Client) ResetRunnerTokenWithToken(ctx context.Context, current token.Se
 	body := struct {
 		Token string `json:"token"`
 	}{current.Reveal()}
-	req, err := c.gl.NewRequest(http.MethodPost, "runners/reset_authentication_token", &body, []gl.RequestOptionFunc{reqOpts(ctx)})
+	req, err := c.gl.NewRequest(http.MethodPost, "runners/reset_authentication_token", &body, c.post(ctx))
 	if err != nil {
 		return NewToken{}, err
 	}
@@ -213,7 +213,7 @@ func (c *Client) ResetRunnerTokenWithToken(ctx context.Context, current token.Se
 		TokenExpiresAt *time.Time `json:"token_expires_at"`
 	}
 	if _, err := c.gl.Do(req, &out); err != nil {
-		return NewToken{}, wrap(op{action: "reset the runner token with the runner's own token", object: "the runner", role: "a current runner token; the stored one is already invalid (expired, rotated or revoked), so rotate with an access token instead"}, err)
+		return NewToken{}, wrap(ctx, op{action: "reset the runner token with the runner's own token", object: "the runner", role: "a current runner token; the stored one is already invalid (expired, rotated or revoked), so rotate with an access token instead"}, err)
 	}
 	if out.Token == "" {
 		return NewToken{}, fmt.Errorf("reset the runner token: GitLab answered without a token")
@@ -228,7 +228,7 @@ func (c *Client) VerifyRunnerToken(ctx context.Context, t token.Secret, systemID
 		Token    string `json:"token"`
 		SystemID string `json:"system_id,omitempty"`
 	}{t.Reveal(), systemID}
-	req, err := c.gl.NewRequest(http.MethodPost, "runners/verify", &body, []gl.RequestOptionFunc{reqOpts(ctx)})
+	req, err := c.gl.NewRequest(http.MethodPost, "runners/verify", &body, c.post(ctx))
 	if err != nil {
 		return 0, err
 	}
@@ -236,7 +236,7 @@ func (c *Client) VerifyRunnerToken(ctx context.Context, t token.Secret, systemID
 		ID int64 `json:"id"`
 	}
 	if _, err := c.gl.Do(req, &out); err != nil {
-		return 0, wrap(op{action: "verify the runner token", object: "the runner", role: "a valid runner token (it is invalid, expired or was rotated)"}, err)
+		return 0, wrap(ctx, op{action: "verify the runner token", object: "the runner", role: "a valid runner token (it is invalid, expired or was rotated)"}, err)
 	}
 	return out.ID, nil
 }
@@ -255,14 +255,14 @@ func (c *Client) ListOwnerRunners(ctx context.Context, owner spec.OwnerKind, own
 		t := ptr(string(typ))
 		switch owner {
 		case spec.OwnerProject:
-			rs, resp, err = c.gl.Runners.ListProjectRunners(ownerID, &gl.ListProjectRunnersOptions{ListOptions: lo, Type: t}, reqOpts(ctx))
+			rs, resp, err = c.gl.Runners.ListProjectRunners(ownerID, &gl.ListProjectRunnersOptions{ListOptions: lo, Type: t}, c.idem(ctx)...)
 		case spec.OwnerGroup:
-			rs, resp, err = c.gl.Runners.ListGroupsRunners(ownerID, &gl.ListGroupsRunnersOptions{ListOptions: lo, Type: t}, reqOpts(ctx))
+			rs, resp, err = c.gl.Runners.ListGroupsRunners(ownerID, &gl.ListGroupsRunnersOptions{ListOptions: lo, Type: t}, c.idem(ctx)...)
 		default:
-			rs, resp, err = c.gl.Runners.ListAllRunners(&gl.ListRunnersOptions{ListOptions: lo, Type: t}, reqOpts(ctx))
+			rs, resp, err = c.gl.Runners.ListAllRunners(&gl.ListRunnersOptions{ListOptions: lo, Type: t}, c.idem(ctx)...)
 		}
 		if err != nil {
-			return nil, wrap(op{action: fmt.Sprintf("list the %s runners of %s %d", typ, owner, ownerID), object: fmt.Sprintf("%s %d", owner, ownerID), role: "the Maintainer role (projects), Owner role (groups) or admin (instance)"}, err)
+			return nil, wrap(ctx, op{action: fmt.Sprintf("list the %s runners of %s %d", typ, owner, ownerID), object: fmt.Sprintf("%s %d", owner, ownerID), role: "the Maintainer role (projects), Owner role (groups) or admin (instance)"}, err)
 		}
 		for _, r := range rs {
 			out = append(out, RunnerSummary{ID: r.ID, Type: r.RunnerType, Description: r.Description, Status: r.Status, Paused: r.Paused})
@@ -276,9 +276,9 @@ func (c *Client) ListOwnerRunners(ctx context.Context, owner spec.OwnerKind, own
 
 // ListManagers calls GET /runners/:id/managers.
 func (c *Client) ListManagers(ctx context.Context, id int64) ([]Manager, error) {
-	ms, _, err := c.gl.Runners.ListRunnerManagers(id, reqOpts(ctx))
+	ms, _, err := c.gl.Runners.ListRunnerManagers(id, c.idem(ctx)...)
 	if err != nil {
-		return nil, wrap(op{action: fmt.Sprintf("list the managers of runner %d", id), object: fmt.Sprintf("runner %d", id)}, err)
+		return nil, wrap(ctx, op{action: fmt.Sprintf("list the managers of runner %d", id), object: fmt.Sprintf("runner %d", id)}, err)
 	}
 	out := make([]Manager, 0, len(ms))
 	for _, m := range ms {

@@ -76,21 +76,21 @@ func (c *Client) GetVariable(ctx context.Context, v VarRef) (*Variable, error) {
 	filter := &gl.VariableFilter{EnvironmentScope: v.Scope}
 	switch v.Owner {
 	case spec.OwnerProject:
-		pv, _, err := c.gl.ProjectVariables.GetVariable(v.OwnerID, v.Key, &gl.GetProjectVariableOptions{Filter: filter}, reqOpts(ctx))
+		pv, _, err := c.gl.ProjectVariables.GetVariable(v.OwnerID, v.Key, &gl.GetProjectVariableOptions{Filter: filter}, c.idem(ctx)...)
 		if err != nil {
-			return nil, wrap(o, err)
+			return nil, wrap(ctx, o, err)
 		}
 		return &Variable{Key: pv.Key, Scope: pv.EnvironmentScope, Description: pv.Description, Type: string(pv.VariableType), Protected: pv.Protected, Masked: pv.Masked, Hidden: pv.Hidden, Raw: pv.Raw}, nil
 	case spec.OwnerGroup:
-		gv, _, err := c.gl.GroupVariables.GetVariable(v.OwnerID, v.Key, &gl.GetGroupVariableOptions{Filter: filter}, reqOpts(ctx))
+		gv, _, err := c.gl.GroupVariables.GetVariable(v.OwnerID, v.Key, &gl.GetGroupVariableOptions{Filter: filter}, c.idem(ctx)...)
 		if err != nil {
-			return nil, wrap(o, err)
+			return nil, wrap(ctx, o, err)
 		}
 		return &Variable{Key: gv.Key, Scope: gv.EnvironmentScope, Description: gv.Description, Type: string(gv.VariableType), Protected: gv.Protected, Masked: gv.Masked, Hidden: gv.Hidden, Raw: gv.Raw}, nil
 	default:
-		iv, _, err := c.gl.InstanceVariables.GetVariable(v.Key, reqOpts(ctx))
+		iv, _, err := c.gl.InstanceVariables.GetVariable(v.Key, c.idem(ctx)...)
 		if err != nil {
-			return nil, wrap(o, err)
+			return nil, wrap(ctx, o, err)
 		}
 		return &Variable{Key: iv.Key, Scope: spec.DefaultScope, Description: iv.Description, Type: string(iv.VariableType), Protected: iv.Protected, Masked: iv.Masked, Raw: iv.Raw}, nil
 	}
@@ -111,17 +111,17 @@ func (c *Client) CreateVariable(ctx context.Context, v VarRef, w VariableWrite) 
 		if w.Hidden {
 			opt.MaskedAndHidden, opt.Masked = ptr(true), nil
 		}
-		_, _, err = c.gl.ProjectVariables.CreateVariable(v.OwnerID, opt, reqOpts(ctx))
+		_, _, err = c.gl.ProjectVariables.CreateVariable(v.OwnerID, opt, c.post(ctx)...)
 	case spec.OwnerGroup:
 		opt := &gl.CreateGroupVariableOptions{Key: ptr(v.Key), Value: value, Description: w.Description, EnvironmentScope: ptr(v.Scope), Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}
 		if w.Hidden {
 			opt.MaskedAndHidden, opt.Masked = ptr(true), nil
 		}
-		_, _, err = c.gl.GroupVariables.CreateVariable(v.OwnerID, opt, reqOpts(ctx))
+		_, _, err = c.gl.GroupVariables.CreateVariable(v.OwnerID, opt, c.post(ctx)...)
 	default:
-		_, _, err = c.gl.InstanceVariables.CreateVariable(&gl.CreateInstanceVariableOptions{Key: ptr(v.Key), Value: value, Description: w.Description, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, reqOpts(ctx))
+		_, _, err = c.gl.InstanceVariables.CreateVariable(&gl.CreateInstanceVariableOptions{Key: ptr(v.Key), Value: value, Description: w.Description, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, c.post(ctx)...)
 	}
-	return wrap(o, err)
+	return wrap(ctx, o, err)
 }
 
 // UpdateVariable calls PUT .../variables/:key with filter[environment_scope], sending only the
@@ -137,13 +137,13 @@ func (c *Client) UpdateVariable(ctx context.Context, v VarRef, w VariableWrite) 
 	var err error
 	switch v.Owner {
 	case spec.OwnerProject:
-		_, _, err = c.gl.ProjectVariables.UpdateVariable(v.OwnerID, v.Key, &gl.UpdateProjectVariableOptions{Value: value, Description: w.Description, Filter: filter, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, reqOpts(ctx))
+		_, _, err = c.gl.ProjectVariables.UpdateVariable(v.OwnerID, v.Key, &gl.UpdateProjectVariableOptions{Value: value, Description: w.Description, Filter: filter, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, c.idem(ctx)...)
 	case spec.OwnerGroup:
-		_, _, err = c.gl.GroupVariables.UpdateVariable(v.OwnerID, v.Key, &gl.UpdateGroupVariableOptions{Value: value, Description: w.Description, Filter: filter, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, reqOpts(ctx))
+		_, _, err = c.gl.GroupVariables.UpdateVariable(v.OwnerID, v.Key, &gl.UpdateGroupVariableOptions{Value: value, Description: w.Description, Filter: filter, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, c.idem(ctx)...)
 	default:
-		_, _, err = c.gl.InstanceVariables.UpdateVariable(v.Key, &gl.UpdateInstanceVariableOptions{Value: value, Description: w.Description, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, reqOpts(ctx))
+		_, _, err = c.gl.InstanceVariables.UpdateVariable(v.Key, &gl.UpdateInstanceVariableOptions{Value: value, Description: w.Description, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, c.idem(ctx)...)
 	}
-	return wrap(o, err)
+	return wrap(ctx, o, err)
 }
 
 // DeleteVariable calls DELETE .../variables/:key with filter[environment_scope].
@@ -153,13 +153,13 @@ func (c *Client) DeleteVariable(ctx context.Context, v VarRef) error {
 	var err error
 	switch v.Owner {
 	case spec.OwnerProject:
-		_, err = c.gl.ProjectVariables.RemoveVariable(v.OwnerID, v.Key, &gl.RemoveProjectVariableOptions{Filter: filter}, reqOpts(ctx))
+		_, err = c.gl.ProjectVariables.RemoveVariable(v.OwnerID, v.Key, &gl.RemoveProjectVariableOptions{Filter: filter}, c.idem(ctx)...)
 	case spec.OwnerGroup:
-		_, err = c.gl.GroupVariables.RemoveVariable(v.OwnerID, v.Key, &gl.RemoveGroupVariableOptions{Filter: filter}, reqOpts(ctx))
+		_, err = c.gl.GroupVariables.RemoveVariable(v.OwnerID, v.Key, &gl.RemoveGroupVariableOptions{Filter: filter}, c.idem(ctx)...)
 	default:
-		_, err = c.gl.InstanceVariables.RemoveVariable(v.Key, reqOpts(ctx))
+		_, err = c.gl.InstanceVariables.RemoveVariable(v.Key, c.idem(ctx)...)
 	}
-	return wrap(o, err)
+	return wrap(ctx, o, err)
 }
 
 // ListVariables lists every variable of an owner (20 per page by default; 100 asked).
@@ -176,25 +176,25 @@ func (c *Client) ListVariables(ctx context.Context, owner spec.OwnerKind, ownerI
 		switch owner {
 		case spec.OwnerProject:
 			var vs []*gl.ProjectVariable
-			vs, resp, err = c.gl.ProjectVariables.ListVariables(ownerID, &gl.ListProjectVariablesOptions{ListOptions: lo}, reqOpts(ctx))
+			vs, resp, err = c.gl.ProjectVariables.ListVariables(ownerID, &gl.ListProjectVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
 			for _, pv := range vs {
 				out = append(out, Variable{Key: pv.Key, Scope: pv.EnvironmentScope, Description: pv.Description, Type: string(pv.VariableType), Protected: pv.Protected, Masked: pv.Masked, Hidden: pv.Hidden, Raw: pv.Raw})
 			}
 		case spec.OwnerGroup:
 			var vs []*gl.GroupVariable
-			vs, resp, err = c.gl.GroupVariables.ListVariables(ownerID, &gl.ListGroupVariablesOptions{ListOptions: lo}, reqOpts(ctx))
+			vs, resp, err = c.gl.GroupVariables.ListVariables(ownerID, &gl.ListGroupVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
 			for _, gv := range vs {
 				out = append(out, Variable{Key: gv.Key, Scope: gv.EnvironmentScope, Description: gv.Description, Type: string(gv.VariableType), Protected: gv.Protected, Masked: gv.Masked, Hidden: gv.Hidden, Raw: gv.Raw})
 			}
 		default:
 			var vs []*gl.InstanceVariable
-			vs, resp, err = c.gl.InstanceVariables.ListVariables(&gl.ListInstanceVariablesOptions{ListOptions: lo}, reqOpts(ctx))
+			vs, resp, err = c.gl.InstanceVariables.ListVariables(&gl.ListInstanceVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
 			for _, iv := range vs {
 				out = append(out, Variable{Key: iv.Key, Scope: spec.DefaultScope, Description: iv.Description, Type: string(iv.VariableType), Protected: iv.Protected, Masked: iv.Masked, Raw: iv.Raw})
 			}
 		}
 		if err != nil {
-			return nil, wrap(o, err)
+			return nil, wrap(ctx, o, err)
 		}
 		if resp == nil || resp.NextPage == 0 {
 			return out, nil

@@ -188,14 +188,18 @@ func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Vari
 	a := r.Attrs
 	a.MaintenanceNote = record.ComposeNote(r.Attrs.MaintenanceNote, record.Runner{Target: r.Var.Target(), CreatedAt: s.Now()})
 	nt, err := s.API.CreateRunner(ctx, a)
-	if err != nil {
-		if gitlab.IsAmbiguous(err) {
-			// GitLab may have created the runner without our seeing its token: remove it now
-			// rather than leave it to the next run.
-			if cleaned, cerr := s.deleteOrphans(ctx, r, func(int64) bool { return true }); cerr == nil && len(cleaned) > 0 {
-				return res, fmt.Errorf("%w; GitLab had created runner %d anyway, which was deleted because its token was lost; run the command again", err, cleaned[0])
-			}
+	if err != nil && gitlab.IsAmbiguous(err) {
+		// GitLab may have created the runner without our seeing its token: remove it, then
+		// create again once (a POST is never repeated blindly).
+		cleaned, cerr := s.deleteOrphans(ctx, r, func(int64) bool { return true })
+		if cerr != nil {
+			return res, fmt.Errorf("%w; and looking for a runner GitLab may have created anyway failed (%v): it is marked, so the next run deletes it", err, cerr)
 		}
+		res.OrphansDeleted = append(res.OrphansDeleted, cleaned...)
+		s.Log.Warnf("creating the runner got no answer (%v); %d runner(s) it may have created were deleted; creating it again", err, len(cleaned))
+		nt, err = s.API.CreateRunner(ctx, a)
+	}
+	if err != nil {
 		return res, err
 	}
 	log := s.Log.WithField("runner_id", nt.RunnerID)
@@ -259,7 +263,18 @@ func (s *Service) store(ctx context.Context, r Resolved, v *gitlab.Variable, nt 
 		if err == nil || !strings.Contains(err.Error(), "has already been taken") {
 			return err
 		}
-		// A concurrent run created it first: update it instead.
+		// Someone created it since step 1: a concurrent run of this tool (update it), or a
+		// person (never overwrite their variable with a token).
+		got, err := s.API.GetVariable(ctx, r.Var)
+		if err != nil {
+			return err
+		}
+		if _, ok := record.ParseVariable(got.Description); !ok {
+			return notManaged(r.Var)
+		}
+		if err := checkVisibility(r, got); err != nil {
+			return err
+		}
 	}
 	return s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Value: &nt.Token, Description: &desc})
 }

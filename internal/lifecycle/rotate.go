@@ -80,7 +80,15 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		nt, err = s.API.ResetRunnerToken(ctx, rec.RunnerID)
 	}
 	if err != nil {
-		return res, fmt.Errorf("%w; %s is marked rotation_pending, so the next rotate or create finishes the job", err, r.Var)
+		if code := gitlab.StatusCode(err); code >= 400 && code < 500 {
+			// GitLab answered and did not reset: the stored token is still good, so the mark
+			// would only make status cry wolf and the next create reset a working token.
+			if uerr := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: ptr(rec.Description())}); uerr != nil {
+				return res, fmt.Errorf("%w; the stored token is unchanged, but clearing the rotation_pending mark on %s failed too (%v)", err, r.Var, uerr)
+			}
+			return res, fmt.Errorf("%w; nothing was rotated and the stored token still works", err)
+		}
+		return res, fmt.Errorf("%w; GitLab may or may not have reset the token, so %s is marked rotation_pending: status reports it and the next rotate or create finishes the job", err, r.Var)
 	}
 	done := record.Variable{RunnerID: rec.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
 	if err := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Value: &nt.Token, Description: ptr(done.Description())}); err != nil {

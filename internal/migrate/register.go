@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
@@ -173,6 +174,10 @@ func (m *RegisterMigration) clean(w word) word {
 // export VAR=value and VAR=value lines, which set register variables. Errors are fail.Usagef
 // errors and never contain a token.
 func ParseRegisterCommand(cmdline string) (*RegisterMigration, error) {
+	if !utf8.ValidString(cmdline) {
+		// A shell passes such bytes through, but they could not be re-quoted faithfully.
+		return nil, fail.Usagef("the register command is not valid UTF-8 text: expected the command line as a shell would read it")
+	}
 	words, err := lex(cmdline)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ package token
 import (
 	"regexp"
 	"strings"
+	"unicode"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 )
@@ -80,7 +81,7 @@ func CheckAccessToken(s, jobToken string) error {
 	if s == "" {
 		return fail.Usagef("no access token: set GITLAB_TOKEN or pass --token-file; %s", need)
 	}
-	if strings.ContainsAny(s, " \t\r\n") {
+	if strings.IndexFunc(s, unicode.IsSpace) >= 0 {
 		return fail.Usagef("the access token contains white space (a trailing newline in a file is removed, others are not): %s", need)
 	}
 	kind := Classify(s)
@@ -88,6 +89,8 @@ func CheckAccessToken(s, jobToken string) error {
 		kind = JobToken
 	}
 	switch kind {
+	case Empty:
+		return fail.Usagef("no access token: set GITLAB_TOKEN or pass --token-file; %s", need)
 	case RunnerAuthentication, RunnerRegistered, Registration, JobToken, DeployToken, TriggerToken, FeedToken, OAuthSecret:
 		return fail.Usagef("GITLAB_TOKEN holds %s, which cannot create runners or write CI/CD variables: %s", kind, need)
 	}

@@ -4,10 +4,7 @@
 package e2e
 
 import (
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,27 +13,12 @@ import (
 	"gotest.tools/v3/icmd"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/test/gitlabfake"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/test/testbin"
 )
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rb-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "runner-bootstrap")
-	build := exec.Command("go", "build", "-ldflags", "-X main.version=e2e", "-o", binary, "../../cmd/runner-bootstrap")
-	build.Stdout, build.Stderr = os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build runner-bootstrap:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testbin.Main(m, "e2e", &binary) }
 
 // target is the GitLab the tests talk to.
 type target struct {
