@@ -21,7 +21,7 @@ demo: build
 # the fake GitLab, the CI/CD components under gitlab-ci-local, and the job image under buildah.
 test: tools lint
 	$(GO) test -count=1 -race $(PKGS_UNIT)
-	$(GO) test -count=1 -timeout 30m ./test/...
+	$(GO) test -count=1 -timeout 30m ./test/e2e/... ./test/faults/... ./test/pipeline/... ./test/image/...
 
 tools:
 	@bash scripts/install-tools.sh
