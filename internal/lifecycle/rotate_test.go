@@ -224,3 +224,24 @@ func TestPruneOnlyTouchesMarkedUnreferencedRunners(t *testing.T) {
 	_, ok = e.fake.Runner(foreign)
 	assert.Check(t, ok)
 }
+
+func TestPruneOlderThanDeletesOnlyStaleMarkedRunners(t *testing.T) {
+	e := setup(t, maintainer)
+	now := withClock(e, time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
+	_, stale := e.created(t)
+	other := projectSpec()
+	other.Variable.Key = "FRESH"
+	fresh, err := e.svc.Ensure(e.ctx, e.resolve(t, other))
+	assert.NilError(t, err)
+	*now = now.Add(40 * 24 * time.Hour)
+	e.fake.ContactRunner(fresh.RunnerID, "s_0123456789ab")
+
+	o := lifecycle.PruneOptions{Owner: spec.OwnerProject, OwnerID: e.seed.DeployProjectID, Types: []spec.RunnerType{spec.ProjectType}, OlderThan: 30 * 24 * time.Hour}
+	items, err := e.svc.Prune(e.ctx, o)
+	assert.NilError(t, err)
+	assert.Assert(t, is.Len(items, 1))
+	assert.Check(t, is.Equal(items[0].RunnerID, stale.RunnerID))
+	assert.Check(t, is.Contains(items[0].Reason, "never contacted since it was created"))
+	_, ok := e.fake.Runner(fresh.RunnerID)
+	assert.Check(t, ok, "a runner contacted recently is kept")
+}
