@@ -12,9 +12,9 @@ import (
 	"gotest.tools/v3/golden"
 )
 
-const docsPath = repoRoot + "/docs/components.md"
+const docsPath = repoRoot + "/README.md"
 
-// TestComponentDocs keeps the inputs tables of docs/components.md generated from the
+// TestComponentDocs keeps the inputs tables of the README's "CI/CD components" section generated from the
 // templates. After changing an input, regenerate them with
 //
 //	go test ./test/pipeline -run TestComponentDocs -update
