@@ -19,7 +19,7 @@ import (
 
 var binary string
 
-func TestMain(m *testing.M) { testbin.Main(m, "faults", &binary) }
+func TestMain(m *testing.M) { testbin.Main(m, "faults", &binary, func() { os.Remove(fleetFile) }) }
 
 // world is one fake GitLab and everything the binary printed against it.
 type world struct {

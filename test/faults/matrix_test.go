@@ -3,6 +3,7 @@ package faults
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"runtime"
 	"slices"
@@ -112,6 +113,10 @@ var scenarios = map[string]scenario{
 			return p
 		},
 	},
+	// A first apply of a manifest (batched reads, then the writes of create).
+	"apply": {command: "apply", args: []string{"apply", "--file", fleetFile}, check: converged},
+	// A re-apply with no change: only reads.
+	"apply-unchanged": {command: "apply", args: []string{"apply", "--file", fleetFile}, prepare: func(w *world) { w.mustRun("apply", "--file", fleetFile) }, check: converged},
 	// A delete of a stored token and its runner.
 	"delete": {
 		command: "delete", args: []string{"delete", "--project-id", "42"},
@@ -125,6 +130,18 @@ var scenarios = map[string]scenario{
 		},
 	},
 }
+
+// fleetFile is a one-entry manifest for the apply scenario: the same runner and variable as
+// create's, so the same invariants apply.
+var fleetFile = func() string {
+	f, err := os.CreateTemp("", "rb-faults-fleet-*.yaml")
+	if err != nil {
+		panic(err)
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "runners:\n  - project_id: 42\n    description: %s\n    variable: {key: %s}\n", description, target.Key)
+	return f.Name()
+}()
 
 // plantOrphan creates a runner marked for the target the way a create killed after POST
 // /user/runners leaves it.
@@ -143,7 +160,7 @@ func plantOrphan(w *world) {
 }
 
 // row is one API call of one scenario to inject faults into: the (skip+1)-th request matching
-// call in the scenario's run. Every call a clean run of create, rotate or delete makes must
+// call in the scenario's run. Every call a clean run of create, rotate, delete or apply makes must
 // have a row (TestFaultMatrix fails otherwise), so a new call is covered by adding one here.
 type row struct {
 	scenario string
@@ -171,6 +188,7 @@ var (
 	createVariable = call{"POST", "/projects/*/variables"}
 	updateVariable = call{"PUT", "/projects/*/variables/*"}
 	removeVariable = call{"DELETE", "/projects/*/variables/*"}
+	listVariables  = call{"GET", "/projects/*/variables"}
 )
 
 var rows = []row{
@@ -193,6 +211,13 @@ var rows = []row{
 	{scenario: "rotate", call: updateVariable, step: "mark the variable rotation_pending"},
 	{scenario: "rotate", call: resetToken, step: "reset the token"},
 	{scenario: "rotate", call: updateVariable, skip: 1, step: "store the new token"},
+	{scenario: "apply", call: getProject, step: "resolve the project"},
+	{scenario: "apply", call: listVariables, step: "list the owner's variables once"},
+	{scenario: "apply", call: listRunners, step: "list the owner's runners once"},
+	{scenario: "apply", call: createRunner, step: "create the marked runner"},
+	{scenario: "apply", call: createVariable, step: "store the token in a new variable"},
+	{scenario: "apply", call: listVariables, skip: 1, step: "read the variables back", bestEffort: true},
+	{scenario: "apply-unchanged", call: getRunner, step: "read the recorded runner"},
 	{scenario: "delete", call: getProject, step: "resolve the project"},
 	{scenario: "delete", call: getVariable, step: "read the variable's record"},
 	{scenario: "delete", call: deleteRunner, step: "delete the recorded runner"},
@@ -298,7 +323,7 @@ func checkRows(t *testing.T, clean map[string][]call) {
 var sentenceBreak = regexp.MustCompile(`[.!?] +[A-Z]`)
 
 // checkSentence reports whether a failed run ended with one sentence and printed no result.
-func checkSentence(o outcome) []string {
+func checkSentence(o outcome, command string) []string {
 	var p []string
 	last := o.lastLine()
 	if !strings.HasPrefix(last, "runner-bootstrap: ") || !strings.HasSuffix(last, ".") {
@@ -307,7 +332,8 @@ func checkSentence(o outcome) []string {
 	if sentenceBreak.MatchString(strings.TrimPrefix(last, "runner-bootstrap: ")) {
 		p = append(p, fmt.Sprintf("the error is more than one sentence: %q", last))
 	}
-	if o.stdout != "" {
+	// apply reports every entry, failed ones included, so its stdout carries the table.
+	if o.stdout != "" && command != "apply" {
 		p = append(p, fmt.Sprintf("a failed run printed a result on stdout: %q", o.stdout))
 	}
 	return p
@@ -398,7 +424,7 @@ func TestFaultMatrix(t *testing.T) {
 				if p := sc.check(before, w.snapshot()); len(p) > 0 {
 					t.Errorf("the first run succeeded but the state is wrong:\n  %s\n%s", strings.Join(p, "\n  "), first)
 				}
-			} else if p := checkSentence(first); len(p) > 0 {
+			} else if p := checkSentence(first, sc.command); len(p) > 0 {
 				t.Errorf("%s\n%s", strings.Join(p, "\n"), first)
 			}
 		}

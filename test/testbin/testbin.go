@@ -11,8 +11,8 @@ import (
 )
 
 // Main builds the binary with the given version into a temporary directory, sets *path to
-// it, runs the tests and exits with their code. Call it from TestMain.
-func Main(m interface{ Run() int }, version string, path *string) {
+// it, runs the tests, calls after, and exits with their code. Call it from TestMain.
+func Main(m interface{ Run() int }, version string, path *string, after ...func()) {
 	dir, err := os.MkdirTemp("", "runner-bootstrap-"+version)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -27,6 +27,9 @@ func Main(m interface{ Run() int }, version string, path *string) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	for _, f := range after {
+		f()
+	}
 	os.Exit(code)
 }
 
