@@ -54,7 +54,7 @@ func (m *HelmMigration) Rewrite(opts RewriteOptions) ([]byte, error) {
 		return nil, fail.Usagef("Secret name %s is not valid: expected a Kubernetes name such as gitlab-runner-secret (lowercase letters, digits, '-' and '.')", show(opts.SecretName))
 	}
 	// A byte order mark is only allowed at the very start, where the header now goes.
-	body := stripHeader(bytes.TrimPrefix(m.data, []byte("\xef\xbb\xbf")))
+	body := stripHeader(trimBOMs(m.data))
 
 	// Plan on one parse and edit lines; re-encode a second parse; keep the line edits only when
 	// they mean exactly what the re-encoded tree means.
@@ -618,4 +618,13 @@ func encode(name string, doc *yaml.Node) ([]byte, error) {
 		return nil, fail.Usagef("%s cannot be written back as YAML (%s): expected a plain gitlab-runner chart values file", name, yamlReason(err))
 	}
 	return buf.Bytes(), nil
+}
+
+// trimBOMs drops every leading UTF-8 byte order mark: YAML reads any number of them at the
+// start, but after the header they would become text.
+func trimBOMs(b []byte) []byte {
+	for bytes.HasPrefix(b, []byte("\xef\xbb\xbf")) {
+		b = b[3:]
+	}
+	return b
 }
