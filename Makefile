@@ -34,9 +34,10 @@ test-unit:
 	$(GO) test -count=1 -race $(PKGS_UNIT)
 
 test-e2e:
-	$(GO) test -count=1 ./test/e2e/...
+	$(GO) test -count=1 ./test/e2e/... ./test/faults/...
 
 test-pipeline:
+	@bash scripts/install-tools.sh
 	$(GO) test -count=1 -v ./test/pipeline/...
 
 test-image:
