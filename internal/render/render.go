@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 )
 
@@ -156,24 +158,15 @@ func checkToken(token string) (string, error) {
 }
 
 // kindOf names what a value that is not a runner authentication token looks like.
-func kindOf(token string) string {
-	switch {
-	case strings.HasPrefix(token, "GR1348941"):
-		return "a registration token (GR1348941…), which the new workflow no longer uses"
-	case strings.HasPrefix(token, "glpat-"):
-		return "a personal, project or group access token (glpat-…), which is for the GitLab API"
-	case strings.HasPrefix(token, "glcbt-"):
-		return "a CI job token (glcbt-…)"
-	case strings.HasPrefix(token, "gldt-"):
-		return "a deploy token (gldt-…)"
-	case strings.HasPrefix(token, "glptt-"):
-		return "a pipeline trigger token (glptt-…)"
-	case strings.HasPrefix(token, "gl") && strings.Contains(token, "-"):
-		return "another kind of GitLab token"
-	case strings.HasPrefix(token, "$"):
+func kindOf(v string) string {
+	switch k := token.Classify(v); {
+	case strings.HasPrefix(v, "$"):
 		return "an unexpanded variable reference"
+	case k == token.Unknown:
+		return "not a runner authentication token"
+	default:
+		return string(k)
 	}
-	return "not a runner authentication token"
 }
 
 // checkURL accepts an http(s) URL without credentials.
