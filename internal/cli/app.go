@@ -210,7 +210,8 @@ func Run(ctx context.Context, cfg Config) (code int) {
 		return fail.CodeUsage
 	}
 
-	app := &App{Globals: cli.Globals, Stdout: cfg.Stdout, Stderr: cfg.Stderr, Getenv: cfg.Getenv, redactor: &token.Redactor{}, newAPI: gitlab.New}
+	stdout := &countingWriter{w: cfg.Stdout}
+	app := &App{Globals: cli.Globals, Stdout: stdout, Stderr: cfg.Stderr, Getenv: cfg.Getenv, redactor: &token.Redactor{}, newAPI: gitlab.New}
 	app.redactor.Add(cfg.Getenv("CI_JOB_TOKEN"))
 	app.Log = newLogger(cfg.Stderr, app.LogLevel, app.LogFormat, app.redactor)
 	c, cancel := context.WithTimeout(ctx, app.Timeout)
@@ -218,11 +219,31 @@ func Run(ctx context.Context, cfg Config) (code int) {
 	app.Ctx = c
 
 	if err := kctx.Run(app); err != nil {
-		msg := app.redactor.Redact(err.Error())
-		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: %s\n", sentence(msg))
-		return fail.Code(err)
+		msg := sentence(app.redactor.Redact(err.Error()))
+		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: %s\n", msg)
+		code := fail.Code(err)
+		if app.Output == "json" && stdout.n == 0 {
+			// Scripts reading -o json always get one object, failures included.
+			_ = app.Printer().Print(struct {
+				Error    string `json:"error"`
+				ExitCode int    `json:"exit_code"`
+			}{msg, code}, nil)
+		}
+		return code
 	}
 	return fail.CodeOK
+}
+
+// countingWriter remembers whether a command printed its result.
+type countingWriter struct {
+	w io.Writer
+	n int
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += n
+	return n, err
 }
 
 func newLogger(w io.Writer, level, format string, r *token.Redactor) *logrus.Logger {

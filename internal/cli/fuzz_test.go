@@ -3,6 +3,7 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -71,7 +72,14 @@ func FuzzArgs(f *testing.F) {
 			}
 		case 2:
 			if stdout.Len() != 0 {
-				t.Fatalf("bad input printed on stdout for %q: %q", args, stdout.String())
+				// Only -o json prints on failure: one object with the sentence and the code.
+				var obj struct {
+					Error    string `json:"error"`
+					ExitCode int    `json:"exit_code"`
+				}
+				if err := json.Unmarshal(stdout.Bytes(), &obj); err != nil || obj.Error == "" || obj.ExitCode != 2 {
+					t.Fatalf("bad input printed something other than a JSON error on stdout for %q: %q", args, stdout.String())
+				}
 			}
 			if !strings.Contains(stderr.String(), "runner-bootstrap: ") {
 				t.Fatalf("bad input without a message for %q: %q", args, stderr.String())

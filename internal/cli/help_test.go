@@ -64,3 +64,13 @@ func TestEnvironmentDefaults(t *testing.T) {
 	assert.Equal(t, code, 2)
 	assert.Check(t, is.Contains(errOut, "GitLab URL http://gitlab.example.com uses plain http"))
 }
+
+// TestJSONErrors: with -o json a failure still prints one JSON object, with the sentence and
+// the exit code, and no token.
+func TestJSONErrors(t *testing.T) {
+	code, out, errOut := run(t, map[string]string{"GITLAB_TOKEN": "glrt-t3_abcdefghijklmnopqrst"}, "create", "--project-id", "42", "-o", "json")
+	assert.Equal(t, code, 2)
+	assert.Check(t, is.Contains(errOut, "runner authentication token"))
+	assert.Check(t, is.Equal(out, "{\n  \"error\": \"GITLAB_TOKEN holds a runner authentication token (glrt-), which cannot create runners or write CI/CD variables: expected a personal, group or project access token (glpat-) with the api and create_runner scopes.\",\n  \"exit_code\": 2\n}\n"))
+	assert.Check(t, !strings.Contains(out, "abcdefghij"))
+}
