@@ -2,6 +2,7 @@ package gitlab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -239,6 +240,29 @@ func (c *Client) VerifyRunnerToken(ctx context.Context, t token.Secret, systemID
 		return 0, wrap(ctx, op{action: "verify the runner token", object: "the runner", role: "a valid runner token (it is invalid, expired or was rotated)"}, err)
 	}
 	return out.ID, nil
+}
+
+// DeleteRunnerManager calls DELETE /runners/managers with the runner's token and a system id:
+// what gitlab-runner unregister does for one host. The token travels in a JSON body, never in
+// the URL.
+func (c *Client) DeleteRunnerManager(ctx context.Context, t token.Secret, systemID string) error {
+	req, err := c.gl.NewRequest(http.MethodDelete, "runners/managers", nil, c.idem(ctx))
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(struct {
+		Token    string `json:"token"`
+		SystemID string `json:"system_id"`
+	}{t.Reveal(), systemID})
+	if err != nil {
+		return err
+	}
+	if err := req.SetBody(body); err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	_, err = c.gl.Do(req, nil)
+	return wrap(ctx, op{action: "remove the verification manager " + systemID, object: "runner manager " + systemID}, err)
 }
 
 // ListOwnerRunners lists every runner of one type owned by a project, a group, or (admin) the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,7 +47,7 @@ func (s *Service) Ensure(ctx context.Context, r Resolved) (Result, error) {
 func (s *Service) ensureOnce(ctx context.Context, r Resolved) (Result, error) {
 	res := s.result(r, "")
 	if r.Var.Owner == spec.OwnerInstance && r.Spec.Variable.Hidden {
-		res.Notes = append(res.Notes, "instance variables cannot be hidden; the token is stored masked and protected")
+		res.Notes = append(res.Notes, "instance variables cannot be hidden; the token is stored masked")
 	}
 	v, err := s.API.GetVariable(ctx, r.Var)
 	if err != nil && !gitlab.IsNotFound(err) {
@@ -62,15 +63,18 @@ func (s *Service) ensureOnce(ctx context.Context, r Resolved) (Result, error) {
 			return res, err
 		}
 	}
+	moved := int64(0)
 	if v != nil {
 		runner, err := s.API.GetRunner(ctx, rec.RunnerID)
 		switch {
 		case err == nil && s.sameOwner(r, runner):
 			return s.converge(ctx, r, v, rec, runner, res)
 		case err == nil:
-			// The runner type or owner changed: GitLab cannot move a runner, so it is replaced.
+			// The runner type or owner changed: GitLab cannot move a runner, so it is replaced,
+			// and the old one deleted once the new token is stored.
 			res.PreviousRunnerID = rec.RunnerID
 			res.Changes = append(res.Changes, fmt.Sprintf("runner type or owner (was %s)", runner.Type))
+			moved = rec.RunnerID
 		case gitlab.IsNotFound(err):
 			res.PreviousRunnerID = rec.RunnerID
 			s.Log.WithField("runner_id", rec.RunnerID).Warnf("runner %d recorded in %s no longer exists; creating a replacement", rec.RunnerID, r.Var)
@@ -78,7 +82,14 @@ func (s *Service) ensureOnce(ctx context.Context, r Resolved) (Result, error) {
 			return res, err
 		}
 	}
-	return s.createAndStore(ctx, r, v, res)
+	res, err = s.createAndStore(ctx, r, v, res)
+	if err == nil && moved != 0 {
+		if derr := s.API.DeleteRunner(ctx, moved); derr != nil && !gitlab.IsNotFound(derr) {
+			return res, fmt.Errorf("%w; the new runner %d holds the token now, but deleting the old runner %d failed: delete it by hand or run prune for its owner", derr, res.RunnerID, moved)
+		}
+		s.Log.WithField("runner_id", moved).Infof("deleted the old runner %d", moved)
+	}
+	return res, err
 }
 
 // checkVisibility refuses what GitLab cannot change on an existing variable.
@@ -97,9 +108,10 @@ func (s *Service) sameOwner(r Resolved, runner *gitlab.Runner) bool {
 	}
 	switch r.Attrs.Type {
 	case spec.ProjectType:
-		return len(runner.ProjectIDs) > 0 && runner.ProjectIDs[0] == r.Attrs.ProjectID
+		// GitLab lists a runner's projects in no particular order.
+		return slices.Contains(runner.ProjectIDs, r.Attrs.ProjectID)
 	case spec.GroupType:
-		return len(runner.GroupIDs) > 0 && runner.GroupIDs[0] == r.Attrs.GroupID
+		return slices.Contains(runner.GroupIDs, r.Attrs.GroupID)
 	}
 	return true
 }
@@ -123,6 +135,11 @@ func (s *Service) converge(ctx context.Context, r Resolved, v *gitlab.Variable, 
 		s.Log.WithField("runner_id", runner.ID).Infof("updated runner %d: %s", runner.ID, strings.Join(changes, ", "))
 	}
 	w := gitlab.VariableWrite{}
+	if !v.Masked && !v.Hidden {
+		// Someone unmasked it: a token must never show in job logs. Allowed, as it is not hidden.
+		w.Masked, w.Raw = ptr(true), ptr(false)
+		changes = append(changes, "variable masked")
+	}
 	if v.Protected != r.Spec.Variable.Protected {
 		w.Protected = &r.Spec.Variable.Protected
 		changes = append(changes, "variable protected")

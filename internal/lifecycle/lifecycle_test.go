@@ -243,3 +243,48 @@ func TestConcurrentEnsureEndsWithOneRunner(t *testing.T) {
 	assert.Check(t, is.Equal(e.runnerCount(), 1))
 	e.assertStored(t, "project", e.seed.DeployProjectID, "RUNNER_TOKEN", "*")
 }
+
+func TestOwnerChangeReplacesAndDeletesOldRunner(t *testing.T) {
+	e := setup(t, owner)
+	first, err := e.svc.Ensure(e.ctx, e.resolve(t, projectSpec()))
+	assert.NilError(t, err)
+	s := projectSpec()
+	s.Runner.Type, s.Runner.ProjectRef, s.Runner.GroupRef = spec.GroupType, "", "platform"
+	s.Variable.Owner, s.Variable.OwnerRef = spec.OwnerProject, "platform/deploy"
+	res, err := e.svc.Ensure(e.ctx, e.resolve(t, s))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(res.Action, lifecycle.ActionReplaced))
+	assert.Check(t, is.Equal(res.PreviousRunnerID, first.RunnerID))
+	_, ok := e.fake.Runner(first.RunnerID)
+	assert.Check(t, !ok, "the old project runner must not keep a working token")
+	assert.Check(t, is.Equal(e.runnerCount(), 1))
+	e.assertStored(t, "project", e.seed.DeployProjectID, "RUNNER_TOKEN", "*")
+}
+
+func TestEnsureAndRotateRemaskAnUnmaskedVariable(t *testing.T) {
+	e := setup(t, maintainer)
+	s := projectSpec()
+	s.Variable.Hidden = false
+	r := e.resolve(t, s)
+	_, err := e.svc.Ensure(e.ctx, r)
+	assert.NilError(t, err)
+	c, err := gitlab.New(gitlab.Config{BaseURL: e.seed.URL, Token: e.seed.MaintainerToken, NoRetries: true})
+	assert.NilError(t, err)
+	unmask := func() {
+		assert.NilError(t, c.UpdateVariable(e.ctx, r.Var, gitlab.VariableWrite{Masked: ptrBool(false)}))
+	}
+	unmask()
+	res, err := e.svc.Ensure(e.ctx, r)
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(res.Changes, "variable masked"))
+	v, _ := e.fake.Variable("project", e.seed.DeployProjectID, "RUNNER_TOKEN", "*")
+	assert.Check(t, v.Masked)
+
+	unmask()
+	_, err = e.svc.Rotate(e.ctx, r, lifecycle.RotateOptions{})
+	assert.NilError(t, err)
+	v, _ = e.fake.Variable("project", e.seed.DeployProjectID, "RUNNER_TOKEN", "*")
+	assert.Check(t, v.Masked, "a new token never goes into an unmasked variable")
+}
+
+func ptrBool(b bool) *bool { return &b }

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
@@ -68,6 +69,12 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		return res, nil
 	}
 
+	if o.RunnerToken != nil {
+		if err := s.checkRunnerToken(ctx, r, rec, *o.RunnerToken); err != nil {
+			return res, err
+		}
+	}
+
 	pending := rec
 	pending.RotationPending = true
 	if err := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: ptr(pending.Description())}); err != nil {
@@ -78,6 +85,12 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		nt, err = s.API.ResetRunnerTokenWithToken(ctx, *o.RunnerToken)
 	} else {
 		nt, err = s.API.ResetRunnerToken(ctx, rec.RunnerID)
+	}
+	if err != nil && o.RunnerToken != nil && gitlab.StatusCode(err) == http.StatusForbidden {
+		// The runner token was valid a moment ago (checked above) and is not now: it was just
+		// rotated elsewhere. The stored token is stale; the mark says so and the next create
+		// or rotate with an access token repairs it.
+		return res, fail.WithCode(fail.CodeConflict, fmt.Errorf("GitLab refused the runner token from $%s (403), so the stored token is stale: run runner-bootstrap rotate without --use-runner-token, with an access token that has rights on runner %d (%s is marked rotation_pending)", r.Var.Key, rec.RunnerID, r.Var))
 	}
 	if err != nil {
 		if code := gitlab.StatusCode(err); code >= 400 && code < 500 {
@@ -91,7 +104,12 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		return res, fmt.Errorf("%w; GitLab may or may not have reset the token, so %s is marked rotation_pending: status reports it and the next rotate or create finishes the job", err, r.Var)
 	}
 	done := record.Variable{RunnerID: rec.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
-	if err := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Value: &nt.Token, Description: ptr(done.Description())}); err != nil {
+	w := gitlab.VariableWrite{Value: &nt.Token, Description: ptr(done.Description())}
+	if !v.Masked && !v.Hidden {
+		// Someone unmasked the variable: re-mask it as the token goes in (allowed, not hidden).
+		w.Masked, w.Raw = ptr(true), ptr(false)
+	}
+	if err := s.API.UpdateVariable(ctx, r.Var, w); err != nil {
 		return res, fmt.Errorf("%w; runner %d's token was reset but the new one could not be stored, so its managers hold a revoked token until the next rotation: run runner-bootstrap rotate again (%s is marked rotation_pending)", err, rec.RunnerID, r.Var)
 	}
 	s.Log.WithField("runner_id", rec.RunnerID).Infof("rotated the token of runner %d and stored it in %s", rec.RunnerID, r.Var)
@@ -131,4 +149,39 @@ func roundDuration(d time.Duration) time.Duration {
 		return d.Round(time.Minute)
 	}
 	return d.Round(time.Second)
+}
+
+// runnerVerifier is implemented by the GitLab client: POST /runners/verify.
+type runnerVerifier interface {
+	VerifyRunnerToken(ctx context.Context, t token.Secret, systemID string) (int64, error)
+	DeleteRunnerManager(ctx context.Context, t token.Secret, systemID string) error
+}
+
+// verifySystemID is the manager GitLab records for the check (system ids are r_ or s_ and 12
+// characters; GitLab removes managers that stop contacting it).
+const verifySystemID = "r_rbootstrap0"
+
+// checkRunnerToken makes sure the runner token from the job's environment belongs to the
+// runner the variable records: the job may have received a same-named variable of another
+// project, group or environment, and resetting that runner would break both.
+func (s *Service) checkRunnerToken(ctx context.Context, r Resolved, rec record.Variable, t token.Secret) error {
+	vr, ok := s.API.(runnerVerifier)
+	if !ok {
+		return nil
+	}
+	id, err := vr.VerifyRunnerToken(ctx, t, verifySystemID)
+	if gitlab.StatusCode(err) == http.StatusForbidden {
+		return fail.WithCode(fail.CodeConflict, fmt.Errorf("the runner token in $%s is not valid any more (GitLab answered 403 to verify), so the stored token is stale: run runner-bootstrap rotate without --use-runner-token, with an access token that has rights on runner %d", r.Var.Key, rec.RunnerID))
+	}
+	if err != nil {
+		return err
+	}
+	// Verify recorded a manager for the check: remove it so status and the UI show only real hosts.
+	if derr := vr.DeleteRunnerManager(ctx, t, verifySystemID); derr != nil {
+		s.Log.Warnf("could not remove the manager %s that verifying the token created (%v); GitLab removes it once it is stale", verifySystemID, derr)
+	}
+	if id != rec.RunnerID {
+		return fail.WithCode(fail.CodeConflict, fmt.Errorf("the runner token in $%s belongs to runner %d, but %s records runner %d: the job received another variable of that name (check its project, group and environment scope); nothing was rotated", r.Var.Key, id, r.Var, rec.RunnerID))
+	}
+	return nil
 }

@@ -245,3 +245,30 @@ func TestPruneOlderThanDeletesOnlyStaleMarkedRunners(t *testing.T) {
 	_, ok := e.fake.Runner(fresh.RunnerID)
 	assert.Check(t, ok, "a runner contacted recently is kept")
 }
+
+func TestRotateWithRunnerTokenOfAnotherRunnerChangesNothing(t *testing.T) {
+	e := setup(t, maintainer)
+	r, res := e.created(t)
+	other := projectSpec()
+	other.Variable.Key = "OTHER_TOKEN"
+	o, err := e.svc.Ensure(e.ctx, e.resolve(t, other))
+	assert.NilError(t, err)
+	wrong := token.Secret(mustRunner(t, e, o.RunnerID).Token)
+	before := e.fake.State()
+
+	_, err = e.svc.Rotate(e.ctx, r, lifecycle.RotateOptions{RunnerToken: &wrong})
+	assert.Check(t, is.ErrorContains(err, "belongs to runner "))
+	assert.Check(t, is.Equal(fail.Code(err), fail.CodeConflict))
+	assert.Check(t, is.Equal(mustRunner(t, e, o.RunnerID).Token, wrong.Reveal()), "the other runner was not reset")
+	assert.Check(t, is.Equal(mustRunner(t, e, res.RunnerID).Token, runnerToken(before, res.RunnerID)))
+	assert.Check(t, is.Len(mustRunner(t, e, o.RunnerID).Managers, 0), "the verification manager was removed again")
+}
+
+func runnerToken(st gitlabfake.State, id int64) string {
+	for _, r := range st.Runners {
+		if r.ID == id {
+			return r.Token
+		}
+	}
+	return ""
+}
