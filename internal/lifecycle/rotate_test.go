@@ -272,3 +272,22 @@ func runnerToken(st gitlabfake.State, id int64) string {
 	}
 	return ""
 }
+
+// TestDeleteByVariableOnlyFindsTheRunnerItself: delete named only by the variable (no runner
+// owner, so the flags default to an instance runner) still deletes the recorded project runner
+// and the variable, without needing the admin-only instance runner list.
+func TestDeleteByVariableOnly(t *testing.T) {
+	e := setup(t, owner)
+	_, res := e.created(t)
+	s := spec.New()
+	s.Runner.Type = spec.InstanceType
+	s.Variable.Owner, s.Variable.OwnerRef = spec.OwnerProject, "42"
+	r := e.resolve(t, s)
+	r.AnyDescription = true
+	del, err := e.svc.Delete(e.ctx, r)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(del.Action, lifecycle.ActionDeleted))
+	assert.Check(t, is.Equal(del.RunnerID, res.RunnerID))
+	assert.Check(t, is.Equal(e.runnerCount(), 0))
+	assert.Check(t, is.Len(e.fake.Variables(), 0))
+}

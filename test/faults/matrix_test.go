@@ -220,6 +220,7 @@ var rows = []row{
 	{scenario: "apply-unchanged", call: getRunner, step: "read the recorded runner"},
 	{scenario: "delete", call: getProject, step: "resolve the project"},
 	{scenario: "delete", call: getVariable, step: "read the variable's record"},
+	{scenario: "delete", call: getRunner, step: "read the recorded runner (its owner)"},
 	{scenario: "delete", call: deleteRunner, step: "delete the recorded runner"},
 	{scenario: "delete", call: listRunners, step: "list runners marked for the variable"},
 	{scenario: "delete", call: removeVariable, step: "delete the variable"},
