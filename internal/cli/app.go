@@ -198,7 +198,12 @@ func Run(ctx context.Context, cfg Config) (code int) {
 	}()
 	kctx, err := parser.Parse(cfg.Args)
 	if err != nil {
-		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: %s\n", sentence(err.Error()))
+		// A misplaced token in the arguments must not be echoed back.
+		msg := sentence(token.Redact(err.Error()))
+		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: %s\n", msg)
+		if wantsJSON(cfg.Args) {
+			_ = output.Printer{W: cfg.Stdout, Format: output.JSON}.Print(jsonError{msg, fail.CodeUsage}, nil)
+		}
 		return fail.CodeUsage
 	}
 	if cli.MaxRetries < 0 || cli.MaxRetries > 20 {
@@ -224,14 +229,29 @@ func Run(ctx context.Context, cfg Config) (code int) {
 		code := fail.Code(err)
 		if app.Output == "json" && stdout.n == 0 {
 			// Scripts reading -o json always get one object, failures included.
-			_ = app.Printer().Print(struct {
-				Error    string `json:"error"`
-				ExitCode int    `json:"exit_code"`
-			}{msg, code}, nil)
+			_ = app.Printer().Print(jsonError{msg, code}, nil)
 		}
 		return code
 	}
 	return fail.CodeOK
+}
+
+type jsonError struct {
+	Error    string `json:"error"`
+	ExitCode int    `json:"exit_code"`
+}
+
+// wantsJSON finds -o json in arguments the parser refused.
+func wantsJSON(args []string) bool {
+	for i, a := range args {
+		switch {
+		case a == "--output=json" || a == "-ojson" || a == "-o=json":
+			return true
+		case (a == "-o" || a == "--output") && i+1 < len(args) && args[i+1] == "json":
+			return true
+		}
+	}
+	return false
 }
 
 // countingWriter remembers whether a command printed its result.

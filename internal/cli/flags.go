@@ -2,6 +2,7 @@ package cli
 
 import (
 	"io"
+	"os"
 	"strings"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
@@ -123,3 +124,18 @@ func line(w io.Writer, format string, args ...any) {
 }
 
 func itoa(n int) string { return sprintf("%d", n) }
+
+// tokenFromEnv reads a runner token from the job's environment variable key. A file-type
+// CI/CD variable (create --variable-type file) holds the path of a file with the token.
+func tokenFromEnv(getenv func(string) string, key string) string {
+	v := strings.TrimSpace(getenv(key))
+	if v == "" || strings.Contains(v, "glrt") {
+		return v
+	}
+	if st, err := os.Stat(v); err == nil && st.Mode().IsRegular() && st.Size() < 64<<10 {
+		if b, err := os.ReadFile(v); err == nil {
+			return strings.TrimSpace(string(b))
+		}
+	}
+	return v
+}

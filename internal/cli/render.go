@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"strings"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/render"
@@ -20,7 +19,7 @@ type RenderCmd struct {
 
 // Run implements the command.
 func (c *RenderCmd) Run(app *App) error {
-	tok := strings.TrimSpace(app.Getenv(c.TokenEnv))
+	tok := tokenFromEnv(app.Getenv, c.TokenEnv)
 	if tok == "" {
 		return fail.Usagef("$%s is empty: render reads the runner token from the job's environment (a protected variable reaches only protected branches and tags)", c.TokenEnv)
 	}

@@ -41,7 +41,7 @@ func (c *RotateCmd) Run(app *App) error {
 	}
 	opts := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin}
 	if c.UseRunnerToken {
-		cur := app.Getenv(s.Variable.Key)
+		cur := tokenFromEnv(app.Getenv, s.Variable.Key)
 		if cur == "" {
 			return fail.Usagef("--use-runner-token reads the current runner token from $%s, which is empty here: run this in a job that receives the variable (protected variables reach only protected branches)", s.Variable.Key)
 		}

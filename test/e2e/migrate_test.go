@@ -146,3 +146,19 @@ func TestExplainNeverEchoesTheToken(t *testing.T) {
 	icmd.RunCmd(icmd.Command(binary, "explain", "410 Gone - runner registration disallowed")).
 		Assert(t, icmd.Expected{Out: "registration tokens are disabled"})
 }
+
+// TestFileTypeVariable: with create --variable-type file, a job's $RUNNER_TOKEN is the path of
+// a file holding the token; render and rotate --use-runner-token read it from there.
+func TestFileTypeVariable(t *testing.T) {
+	tg := newTarget(t)
+	tg.needFake(t)
+	tok := tg.seed.MaintainerToken
+	tg.run(t, tok, nil, "create", "--project-id", "42", "--variable-type", "file").Assert(t, icmd.Success)
+	file := filepath.Join(t.TempDir(), "RUNNER_TOKEN")
+	assert.NilError(t, os.WriteFile(file, []byte(mustVar(t, tg).Value+"\n"), 0o600))
+
+	r := icmd.RunCmd(icmd.Command(binary, "render", "--format", "secret"), icmd.WithEnv("RUNNER_TOKEN="+file))
+	r.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(r.Stdout(), base64.StdEncoding.EncodeToString([]byte(mustVar(t, tg).Value))))
+	tg.run(t, tok, []string{"RUNNER_TOKEN=" + file}, "rotate", "--project-id", "42", "--use-runner-token").Assert(t, icmd.Success)
+}
