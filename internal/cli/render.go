@@ -1,7 +1,6 @@
 package cli
 
 import (
-
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/render"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"

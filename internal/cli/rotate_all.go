@@ -71,9 +71,12 @@ func (c *RotateCmd) runAll(app *App) error {
 	default:
 		owners = append(owners, lifecycle.Owner{Kind: spec.OwnerInstance})
 	}
-	refs, err := svc.ManagedVariables(app.Ctx, owners)
+	refs, unlisted, err := svc.ManagedVariables(app.Ctx, owners)
 	if err != nil {
 		return err
+	}
+	for _, it := range unlisted {
+		app.Log.Errorf("%s: %s", it.Variable, it.Error)
 	}
 	app.Log.Infof("rotating %d managed variables in %d owners, %d at a time", len(refs), len(owners), c.Concurrency)
 	done := 0
@@ -86,6 +89,7 @@ func (c *RotateCmd) runAll(app *App) error {
 			f.Infof("%s: %s", it.Variable, it.Action)
 		}
 	})
+	items = append(unlisted, items...)
 	var out bulkResult
 	out.Runners = items
 	for _, it := range items {

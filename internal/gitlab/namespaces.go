@@ -40,7 +40,7 @@ func refArg(ref string) any {
 }
 
 // ListDescendants lists a group's subgroups (all levels) and the projects in the group and
-// its subgroups.
+// its subgroups; not projects shared into them from elsewhere (GitLab includes those by default).
 func (c *Client) ListDescendants(ctx context.Context, groupID int64) (groups, projects []Namespace, err error) {
 	o := op{action: "list the subgroups and projects of group " + idString(groupID), object: "group " + idString(groupID), role: "access to the group"}
 	lo := gl.ListOptions{PerPage: 100, Page: 1}
@@ -59,7 +59,7 @@ func (c *Client) ListDescendants(ctx context.Context, groupID int64) (groups, pr
 	}
 	lo.Page = 1
 	for {
-		ps, resp, err := c.gl.Groups.ListGroupProjects(groupID, &gl.ListGroupProjectsOptions{ListOptions: lo, IncludeSubGroups: ptr(true), Simple: ptr(true)}, c.idem(ctx)...)
+		ps, resp, err := c.gl.Groups.ListGroupProjects(groupID, &gl.ListGroupProjectsOptions{ListOptions: lo, IncludeSubGroups: ptr(true), Simple: ptr(true), WithShared: ptr(false)}, c.idem(ctx)...)
 		if err != nil {
 			return nil, nil, wrap(ctx, o, err)
 		}

@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 
@@ -17,13 +18,20 @@ type Owner struct {
 	Path string
 }
 
-// ManagedVariables lists the variables this tool manages in the given owners.
-func (s *Service) ManagedVariables(ctx context.Context, owners []Owner) ([]gitlab.VarRef, error) {
+// ManagedVariables lists the variables this tool manages in the given owners. The first owner
+// is the one the user named: failing to list it is an error. A descendant that cannot be listed
+// (no rights there) becomes a failed item, so one subgroup does not stop the others.
+func (s *Service) ManagedVariables(ctx context.Context, owners []Owner) ([]gitlab.VarRef, []BulkItem, error) {
 	var out []gitlab.VarRef
-	for _, o := range owners {
+	var failed []BulkItem
+	for i, o := range owners {
 		vars, err := s.API.ListVariables(ctx, o.Kind, o.ID)
 		if err != nil {
-			return out, err
+			if i == 0 {
+				return out, failed, err
+			}
+			failed = append(failed, BulkItem{Variable: fmt.Sprintf("%s %s (all variables)", o.Kind, o.Path), Result: Result{Action: "failed"}, Error: err.Error()})
+			continue
 		}
 		for _, v := range vars {
 			if strings.HasPrefix(v.Description, record.VariablePrefix) {
@@ -31,7 +39,7 @@ func (s *Service) ManagedVariables(ctx context.Context, owners []Owner) ([]gitla
 			}
 		}
 	}
-	return out, nil
+	return out, failed, nil
 }
 
 // BulkItem is the outcome of one variable in a bulk rotation.

@@ -76,3 +76,16 @@ func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
 }
+
+// TestRotateAllSkipsAnUnreadableSubproject: a project in a subgroup whose variables the user
+// cannot list is reported as failed; the rest is rotated.
+func TestRotateAllSkipsAnUnreadableSubproject(t *testing.T) {
+	tg := newTarget(t)
+	tg.needFake(t)
+	tok := tg.seed.OwnerToken
+	tg.run(t, tok, nil, "create", "--runner-type", "group_type", "--group-id", "platform", "--variable-key", "A").Assert(t, icmd.Success)
+	tg.fake.AddFault(gitlabfake.Fault{Method: "GET", Path: "/projects/43/variables", Status: 403, Body: `{"message":"403 Forbidden"}`})
+	res := tg.run(t, tok, nil, "rotate", "--all", "--group-id", "platform", "--include-subgroups")
+	res.Assert(t, icmd.Expected{ExitCode: 1, Out: "1 rotated, 0 skipped, 1 failed"})
+	assert.Check(t, is.Contains(res.Stdout(), "project platform/runners/fleet (all variables)"))
+}
