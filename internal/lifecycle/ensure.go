@@ -277,7 +277,10 @@ func (s *Service) store(ctx context.Context, r Resolved, v *gitlab.Variable, nt 
 			Masked: ptr(true), Hidden: hidden, Type: &r.Spec.Variable.Type, Raw: ptr(false),
 		}
 		err := s.API.CreateVariable(ctx, r.Var, w)
-		if err == nil || !strings.Contains(err.Error(), "has already been taken") {
+		if err == nil {
+			return s.checkScopeKept(ctx, r)
+		}
+		if !strings.Contains(err.Error(), "has already been taken") {
 			return err
 		}
 		// Someone created it since step 1: a concurrent run of this tool (update it), or a
@@ -294,6 +297,25 @@ func (s *Service) store(ctx context.Context, r Resolved, v *gitlab.Variable, nt 
 		}
 	}
 	return s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Value: &nt.Token, Description: &desc})
+}
+
+// checkScopeKept makes sure GitLab stored a group variable under the scope asked for: without
+// a Premium licence it silently drops environment_scope on group variables, and the variable
+// then lands in scope *, where no later run would look for it.
+func (s *Service) checkScopeKept(ctx context.Context, r Resolved) error {
+	if r.Var.Owner != spec.OwnerGroup || r.Var.Scope == spec.DefaultScope {
+		return nil
+	}
+	_, err := s.API.GetVariable(ctx, r.Var)
+	if err == nil || !gitlab.IsNotFound(err) {
+		return err
+	}
+	dropped := r.Var
+	dropped.Scope = spec.DefaultScope
+	if derr := s.API.DeleteVariable(ctx, dropped); derr != nil && !gitlab.IsNotFound(derr) {
+		return fmt.Errorf("GitLab stored %s under scope * (it drops environment scopes of group variables without a Premium licence), and deleting it failed (%v): delete it by hand", r.Var, derr)
+	}
+	return fail.WithCode(fail.CodeConflict, fmt.Errorf("GitLab ignored the environment scope %q of the group variable %s (scoped group variables need GitLab Premium); use --variable-environment-scope '*' or store the token in a project variable", r.Var.Scope, r.Var.Key))
 }
 
 // marked lists the runners, among those pick accepts, whose maintenance note names r's

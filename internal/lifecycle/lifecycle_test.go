@@ -288,3 +288,23 @@ func TestEnsureAndRotateRemaskAnUnmaskedVariable(t *testing.T) {
 }
 
 func ptrBool(b bool) *bool { return &b }
+
+// TestScopedGroupVariableOnFree: GitLab Free drops a group variable's environment scope; the
+// tool notices, removes what it stored, deletes the runner and says what to do, instead of
+// leaving a variable no later run would find.
+func TestScopedGroupVariableOnFree(t *testing.T) {
+	e := setup(t, owner)
+	e.fake.SetGroupScopesUnlicensed(true)
+	s := spec.New()
+	s.Runner.Type, s.Runner.GroupRef = spec.GroupType, "platform"
+	s.Variable.EnvironmentScope = "production"
+	_, err := e.svc.Ensure(e.ctx, e.resolve(t, s))
+	assert.Check(t, is.ErrorContains(err, "scoped group variables need GitLab Premium"))
+	assert.Check(t, is.Equal(e.runnerCount(), 0))
+	assert.Check(t, is.Len(e.fake.Variables(), 0))
+
+	s.Variable.EnvironmentScope = "*"
+	_, err = e.svc.Ensure(e.ctx, e.resolve(t, s))
+	assert.NilError(t, err)
+	e.assertStored(t, "group", e.seed.PlatformGroupID, "RUNNER_TOKEN", "*")
+}

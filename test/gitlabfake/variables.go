@@ -277,6 +277,11 @@ func readVariableParams(c *call, v *validator, create bool) variableParams {
 	if c.route.owner != ownerInstance {
 		vp.scope, vp.hasScope = v.str("environment_scope")
 	}
+	if c.route.owner == ownerGroup && c.s.groupScopesUnlicensed {
+		// EE's filter_variable_parameters drops environment_scope for group variables without
+		// a Premium licence (GitLab.com Free and self-managed Free).
+		vp.scope, vp.hasScope = "", false
+	}
 	vp.description, vp.hasDesc = v.str("description")
 	return vp
 }
@@ -399,4 +404,12 @@ func (s *Server) deleteVariable(c *call) {
 	}
 	s.variables = slices.DeleteFunc(s.variables, func(x *variable) bool { return x == old })
 	c.noContent()
+}
+
+// SetGroupScopesUnlicensed makes group variables behave as on GitLab Free: environment_scope
+// is dropped on create and update, so every group variable has scope *.
+func (s *Server) SetGroupScopesUnlicensed(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.groupScopesUnlicensed = on
 }
