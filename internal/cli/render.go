@@ -9,7 +9,7 @@ import (
 // RenderCmd writes the token from the job's environment into what a deploy consumes.
 type RenderCmd struct {
 	Format    string `name:"format" required:"" enum:"secret,helm-values,config-toml" help:"secret (Kubernetes Secret with runner-token and an empty runner-registration-token), helm-values (gitlabUrl, runnerToken) or config-toml (a [[runners]] stanza)."`
-	File      string `name:"file" placeholder:"PATH" help:"Write to this file (mode 0600) instead of stdout."`
+	File      string `name:"file" placeholder:"PATH" help:"Write to this file (mode 0600) instead of stdout (pipe stdout into kubectl or helm: job logs mask the token, not its base64 form)."`
 	TokenEnv  string `name:"token-env" default:"RUNNER_TOKEN" help:"Environment variable holding the runner token (the CI/CD variable create stores)."`
 	Name      string `name:"name" default:"gitlab-runner-secret" help:"Secret name (secret) or runner name (config-toml)."`
 	Namespace string `name:"namespace" help:"Kubernetes namespace of the Secret."`
