@@ -15,7 +15,7 @@ import (
 // Server is the fake GitLab. It is an http.Handler; Start serves it on a local port.
 type Server struct {
 	groupScopesUnlicensed bool
-	mu sync.Mutex
+	mu                    sync.Mutex
 
 	clock       func() time.Time
 	clockOffset time.Duration
