@@ -310,6 +310,10 @@ func (p *Plan) planPrune(ctx context.Context, f *Fleet, lists []listKey) {
 		if it.Action == Update || it.Action == Unchanged {
 			keep[it.RunnerID] = true
 		}
+		if it.Action == Replace && it.PreviousRunnerID != 0 {
+			// Its entry deletes it once the replacement's token is stored, not before.
+			keep[it.PreviousRunnerID] = true
+		}
 		for _, id := range it.Orphans {
 			keep[id] = true // deleted by its entry already
 		}
@@ -353,14 +357,23 @@ func (p *Plan) planPrune(ctx context.Context, f *Fleet, lists []listKey) {
 		it := &Item{Action: Delete, RunnerID: d.ID, RunnerType: d.Type, Owner: p.snap.ownerName(c.l.kind, c.l.id),
 			prune: &pruneTarget{}, Variable: marker.Target}
 		if e, ok := byTarget[marker.Target]; ok {
-			it.Reason = fmt.Sprintf("created for the variable of %s, which records runner %d", e.Entry, e.RunnerID)
+			recorded := e.RunnerID
+			if recorded == 0 {
+				recorded = e.PreviousRunnerID
+			}
+			it.Reason = fmt.Sprintf("created for the variable of %s, which records runner %d", e.Entry, recorded)
 			it.Variable = e.Variable
 			it.VariableKey = e.VariableKey
 		} else {
 			it.Reason = "no entry of the manifest wants it"
 			if ref, ok := lifecycle.ParseTarget(marker.Target); ok {
 				it.Variable, it.VariableKey = p.variableName(ref), ref.Key
-				if p.recordsRunner(ctx, ref, d.ID) {
+				records, err := p.recordsRunner(ctx, ref, d.ID)
+				if err != nil {
+					f.Log.WithField("runner_id", d.ID).Warnf("--prune leaves runner %d alone: its variable could not be read (%v)", d.ID, err)
+					continue
+				}
+				if records {
 					it.prune.variable = &ref
 					it.Reason += "; its variable is deleted too"
 				}
@@ -374,16 +387,21 @@ func (p *Plan) planPrune(ctx context.Context, f *Fleet, lists []listKey) {
 
 // recordsRunner reports whether the managed variable ref names runner id (reading it when
 // its owner was not listed).
-func (p *Plan) recordsRunner(ctx context.Context, ref gitlab.VarRef, id int64) bool {
+// A variable that cannot be read is an error: pruning the runner would leave a variable
+// recording a deleted runner, which no later prune looks at.
+func (p *Plan) recordsRunner(ctx context.Context, ref gitlab.VarRef, id int64) (bool, error) {
 	v, listed, err := p.snap.variable(ref)
 	if !listed && err == nil {
 		p.snap.call(ctx, func() { v, err = p.snap.api.GetVariable(ctx, ref) })
 	}
+	if gitlab.IsNotFound(err) {
+		return false, nil
+	}
 	if err != nil || v == nil {
-		return false
+		return false, err
 	}
 	rec, ok := record.ParseVariable(v.Description)
-	return ok && rec.RunnerID == id
+	return ok && rec.RunnerID == id, nil
 }
 
 // ownedBy reports whether GitLab says the runner belongs to the owner of the list: a group's
@@ -394,7 +412,9 @@ func ownedBy(d *gitlab.Runner, l listKey) bool {
 	}
 	switch l.kind {
 	case spec.OwnerProject:
-		return len(d.ProjectIDs) > 0 && d.ProjectIDs[0] == l.id
+		// A runner enabled in several projects lists them in no particular order: it is not
+		// pruned from any of them.
+		return len(d.ProjectIDs) == 1 && d.ProjectIDs[0] == l.id
 	case spec.OwnerGroup:
 		return len(d.GroupIDs) > 0 && d.GroupIDs[0] == l.id
 	}

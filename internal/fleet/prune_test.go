@@ -11,6 +11,7 @@ import (
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/test/gitlabfake"
 )
 
 // TestPruneSafety: --prune deletes only runners that carry the tool's marker, that GitLab
@@ -99,4 +100,38 @@ runners:
 func tokenFor(e *env, id int64) token.Secret {
 	r, _ := e.fake.Runner(id)
 	return token.Secret(r.Token)
+}
+
+// TestPruneKeepsTheRunnerBeingReplaced: an entry moved to another owner is replaced; its old
+// runner is deleted by the entry once the new token is stored, never by prune beforehand, so a
+// failed replacement leaves the old runner and its working token in place.
+func TestPruneKeepsTheRunnerBeingReplaced(t *testing.T) {
+	e := setup(t)
+	_, sum := e.apply(t, e.fleet(1), parse(t, `
+runners:
+  - project_id: 42
+    description: mover
+    variable: {key: MOVER, project: 42}
+  - project_id: 43
+    description: anchor
+    variable: {key: ANCHOR}
+`), true)
+	assert.Check(t, is.Equal(sum.Results["created"], 2))
+	old := e.fake.Runners()[0].ID
+	e.fake.AddFault(gitlabfake.Fault{Method: "POST", Path: "/user/runners", Status: 500})
+	_, sum = e.apply(t, e.fleet(1), parse(t, `
+runners:
+  - project_id: 43
+    description: mover
+    variable: {key: MOVER, project: 42}
+  - project_id: 43
+    description: anchor
+    variable: {key: ANCHOR}
+  - project_id: 42
+    description: keeps project 42 in the manifest's owners
+    variable: {key: OTHER}
+`), true)
+	assert.Check(t, sum.Failed > 0)
+	_, ok := e.fake.Runner(old)
+	assert.Check(t, ok, "the runner being replaced was pruned before its replacement existed")
 }
