@@ -75,7 +75,7 @@ func (c *MigrateCmd) Run(app *App) error {
 		if migrated, err = m.Rewrite(migrate.RewriteOptions{SecretName: c.SecretName, VariableKey: s.Variable.Key}); err != nil {
 			return err
 		}
-		out.ValuesDiff = migrate.Diff(data, migrated)
+		out.ValuesDiff = m.Diff(migrated)
 	default:
 		line := c.RegisterCommand
 		out.Source = "register command"

@@ -58,8 +58,16 @@ type HelmMigration struct {
 	// Warnings are what the user should know before migrating, one sentence each, never a token.
 	Warnings []string `json:"warnings,omitempty"`
 
-	runner spec.Runner
-	data   []byte
+	runner  spec.Runner
+	data    []byte
+	secrets []secretValue
+}
+
+// Diff is the line diff from the original file to migrated, with every token value found in
+// the file hidden wherever it shows, also where no key or prefix gives it away (a value on the
+// next line, a block scalar, a flow mapping).
+func (m *HelmMigration) Diff(migrated []byte) string {
+	return scrubSecrets(Diff(m.data, migrated), m.secrets)
 }
 
 // UsesSecret reports whether the chart reads its tokens from an existing Secret (runners.secret).
@@ -228,6 +236,7 @@ func (m *HelmMigration) read(v *values) error {
 			secrets = append(secrets, sv)
 		}
 	}
+	m.secrets = secrets
 	clean := func(s string) string { return scrubSecrets(s, secrets) }
 
 	r := spec.Runner{Description: clean(description), Locked: true}

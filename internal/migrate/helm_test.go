@@ -301,3 +301,21 @@ func assertOneSentence(t *testing.T, err error) {
 	assert.Check(t, !strings.Contains(err.Error(), "\n"), "more than one line: %q", err)
 	assert.Check(t, strings.Contains(err.Error(), "expected") || strings.Contains(err.Error(), "by hand") || strings.Contains(err.Error(), "one place only") || strings.Contains(err.Error(), "first"), "no expectation in %q", err)
 }
+
+// TestDiffHidesUnprefixedTokens: a registration token without the GR1348941 prefix (older
+// GitLab) written where no key shares its line still never shows in the diff.
+func TestDiffHidesUnprefixedTokens(t *testing.T) {
+	for _, in := range []string{
+		"gitlabUrl: https://gitlab.example.com\nrunnerRegistrationToken:\n  oldStyleToken123456\nrunners:\n  tags: a\n",
+		"gitlabUrl: https://gitlab.example.com\nrunnerRegistrationToken: >-\n  oldStyleToken123456\nrunners:\n  tags: a\n",
+		"{gitlabUrl: https://gitlab.example.com, runnerRegistrationToken: oldStyleToken123456, runners: {tags: a}}\n",
+	} {
+		m, err := ParseHelmValues([]byte(in))
+		assert.NilError(t, err, in)
+		migrated, err := m.Rewrite(RewriteOptions{})
+		assert.NilError(t, err, in)
+		d := m.Diff(migrated)
+		assert.Check(t, d != "", in)
+		assert.Check(t, !strings.Contains(d, "oldStyleToken123456"), "%s\n%s", in, d)
+	}
+}
