@@ -383,9 +383,7 @@ func (v *view) UpdateRunner(ctx context.Context, id int64, a gitlab.RunnerAttrs)
 			u := *d
 			u.Description, u.TagList, u.RunUntagged, u.Locked = a.Description, a.TagList, a.RunUntagged, a.Locked
 			u.Paused, u.AccessLevel, u.MaintenanceNote = a.Paused, a.AccessLevel, a.MaintenanceNote
-			if a.MaximumTimeout > 0 {
-				u.MaximumTimeout = a.MaximumTimeout
-			}
+			u.MaximumTimeout = a.MaximumTimeout
 			v.s.details[id] = &u
 		}
 		v.s.mu.Unlock()

@@ -160,24 +160,32 @@ func (c *Client) GetRunner(ctx context.Context, id int64) (*Runner, error) {
 	return r, nil
 }
 
-// UpdateRunner calls PUT /runners/:id with every attribute (the owner cannot change).
+// UpdateRunner calls PUT /runners/:id with every attribute (the owner cannot change). A zero
+// MaximumTimeout is sent as null, which removes the limit; client-go's options cannot send
+// null, so the request is made by hand.
 func (c *Client) UpdateRunner(ctx context.Context, id int64, a RunnerAttrs) error {
-	opt := &gl.UpdateRunnerDetailsOptions{
-		Description:     ptr(a.Description),
-		Paused:          ptr(a.Paused),
-		TagList:         ptr(append([]string{}, a.TagList...)),
-		RunUntagged:     ptr(a.RunUntagged),
-		Locked:          ptr(a.Locked),
-		MaintenanceNote: ptr(a.MaintenanceNote),
+	body := map[string]any{
+		"description":      a.Description,
+		"paused":           a.Paused,
+		"tag_list":         append([]string{}, a.TagList...),
+		"run_untagged":     a.RunUntagged,
+		"locked":           a.Locked,
+		"maintenance_note": a.MaintenanceNote,
+		"maximum_timeout":  nil,
 	}
 	if a.AccessLevel != "" {
-		opt.AccessLevel = ptr(a.AccessLevel)
+		body["access_level"] = a.AccessLevel
 	}
 	if a.MaximumTimeout > 0 {
-		opt.MaximumTimeout = ptr(a.MaximumTimeout)
+		body["maximum_timeout"] = a.MaximumTimeout
 	}
-	_, _, err := c.gl.Runners.UpdateRunnerDetails(id, opt, c.idem(ctx)...)
-	return wrap(ctx, op{action: fmt.Sprintf("update runner %d", id), object: fmt.Sprintf("runner %d", id), role: roleFor(a.Type)}, err)
+	o := op{action: fmt.Sprintf("update runner %d", id), object: fmt.Sprintf("runner %d", id), role: roleFor(a.Type)}
+	req, err := c.gl.NewRequest(http.MethodPut, "runners/"+idString(id), body, c.idem(ctx))
+	if err != nil {
+		return wrap(ctx, o, err)
+	}
+	_, err = c.gl.Do(req, nil)
+	return wrap(ctx, o, err)
 }
 
 // DeleteRunner calls DELETE /runners/:id.

@@ -190,7 +190,7 @@ func runnerChanges(a gitlab.RunnerAttrs, userNote string, marked bool, r *gitlab
 	add(r.Locked != a.Locked, "locked")
 	add(r.Paused != a.Paused, "paused")
 	add(r.AccessLevel != a.AccessLevel, "access_level")
-	add(a.MaximumTimeout != 0 && r.MaximumTimeout != a.MaximumTimeout, "maximum_timeout")
+	add(r.MaximumTimeout != a.MaximumTimeout, "maximum_timeout")
 	add(!marked || userNote != strings.TrimRight(a.MaintenanceNote, "\n "), "maintenance_note")
 	return c
 }

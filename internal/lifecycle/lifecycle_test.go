@@ -308,3 +308,21 @@ func TestScopedGroupVariableOnFree(t *testing.T) {
 	assert.NilError(t, err)
 	e.assertStored(t, "group", e.seed.PlatformGroupID, "RUNNER_TOKEN", "*")
 }
+
+// TestMaximumTimeoutCanBeRemoved: 0 means no limit, so dropping --maximum-timeout clears it.
+func TestMaximumTimeoutCanBeRemoved(t *testing.T) {
+	e := setup(t, maintainer)
+	s := projectSpec()
+	s.Runner.MaximumTimeout = 3600
+	res, err := e.svc.Ensure(e.ctx, e.resolve(t, s))
+	assert.NilError(t, err)
+	s.Runner.MaximumTimeout = 0
+	upd, err := e.svc.Ensure(e.ctx, e.resolve(t, s))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(upd.Action, lifecycle.ActionUpdated))
+	assert.Check(t, is.DeepEqual(upd.Changes, []string{"maximum_timeout"}))
+	assert.Check(t, is.Equal(mustRunner(t, e, res.RunnerID).MaximumTimeout, int64(0)))
+	again, err := e.svc.Ensure(e.ctx, e.resolve(t, s))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(again.Action, lifecycle.ActionUnchanged))
+}
