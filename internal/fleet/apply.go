@@ -195,7 +195,7 @@ func (f *Fleet) readBack(ctx context.Context, p *Plan) {
 				it.Error = fmt.Sprintf("%s was deleted or overwritten by someone else during the run; runner %d created by this run was deleted again: run apply again", ref, mine)
 			}
 			if derr != nil && !gitlab.IsNotFound(derr) {
-				it.Notes = append(it.Notes, fmt.Sprintf("deleting runner %d failed (%v); it is marked, so the next run deletes it", mine, derr))
+				it.Notes = append(it.Notes, fmt.Sprintf("deleting runner %d failed (%v); it is marked, so the next run with the same spec (or runner-bootstrap prune) deletes it", mine, derr))
 			}
 			mu.Unlock()
 		}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -383,8 +384,8 @@ func (d *decoder) entry(i int, n *yaml.Node) (Entry, bool) {
 	if x, ok := f["description"]; ok {
 		if s, ok := d.str(p+"description", x); ok {
 			r.Description = s
-			if len(s) > spec.MaxTextLength {
-				d.errorf(x.value, "%sdescription is %d characters long: GitLab accepts at most %d", p, len(s), spec.MaxTextLength)
+			if n := utf8.RuneCountInString(s); n > spec.MaxTextLength {
+				d.errorf(x.value, "%sdescription is %d characters long: GitLab accepts at most %d", p, n, spec.MaxTextLength)
 			}
 		}
 	}
@@ -418,8 +419,8 @@ func (d *decoder) entry(i int, n *yaml.Node) (Entry, bool) {
 	if x, ok := f["maintenance_note"]; ok {
 		if s, ok := d.str(p+"maintenance_note", x); ok {
 			r.MaintenanceNote = s
-			if limit := spec.MaxTextLength - 200; len(s) > limit {
-				d.errorf(x.value, "%smaintenance_note is %d characters long: at most %d are accepted (GitLab's %d less room for the tool's marker)", p, len(s), limit, spec.MaxTextLength)
+			if n := utf8.RuneCountInString(s); n > spec.MaxTextLength {
+				d.errorf(x.value, "%smaintenance_note is %d characters long: GitLab accepts at most %d", p, n, spec.MaxTextLength)
 			}
 		}
 	}

@@ -210,7 +210,7 @@ func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Vari
 		// create again once (a POST is never repeated blindly).
 		cleaned, cerr := s.deleteOrphans(ctx, r, func(int64) bool { return true })
 		if cerr != nil {
-			return res, fmt.Errorf("%w; and looking for a runner GitLab may have created anyway failed (%v): it is marked, so the next run deletes it", err, cerr)
+			return res, fmt.Errorf("%w; and looking for a runner GitLab may have created anyway failed (%v): it is marked, so the next run with the same spec (or runner-bootstrap prune) deletes it", err, cerr)
 		}
 		res.OrphansDeleted = append(res.OrphansDeleted, cleaned...)
 		s.Log.Warnf("creating the runner got no answer (%v); %d runner(s) it may have created were deleted; creating it again", err, len(cleaned))
@@ -233,7 +233,7 @@ func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Vari
 	rec := record.Variable{RunnerID: nt.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
 	if err := s.store(ctx, r, v, nt, rec); err != nil {
 		if derr := s.API.DeleteRunner(ctx, nt.RunnerID); derr != nil {
-			return res, fmt.Errorf("%w; runner %d was created but its token could not be stored, and deleting it failed too (%v): it is marked, so the next run deletes it", err, nt.RunnerID, derr)
+			return res, fmt.Errorf("%w; runner %d was created but its token could not be stored, and deleting it failed too (%v): it is marked, so the next run with the same spec (or runner-bootstrap prune) deletes it", err, nt.RunnerID, derr)
 		}
 		return res, fmt.Errorf("%w; runner %d was deleted again so that no runner is left whose token is stored nowhere", err, nt.RunnerID)
 	}
@@ -375,7 +375,7 @@ func (s *Service) newerMarked(ctx context.Context, r Resolved, id int64) (bool, 
 // because the runner is marked and the next run deletes it.
 func (s *Service) discard(ctx context.Context, id int64) {
 	if err := s.API.DeleteRunner(ctx, id); err != nil && !gitlab.IsNotFound(err) {
-		s.Log.WithField("runner_id", id).Warnf("could not delete runner %d (%v); it is marked and the next run deletes it", id, err)
+		s.Log.WithField("runner_id", id).Warnf("could not delete runner %d (%v); it is marked, so the next run with the same spec (or runner-bootstrap prune) deletes it", id, err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 )
@@ -127,7 +128,10 @@ func (s Spec) Validate() error {
 	if err := s.Runner.Validate(); err != nil {
 		return err
 	}
-	return s.Variable.Validate()
+	if err := s.Variable.Validate(); err != nil {
+		return err
+	}
+	return s.checkNote()
 }
 
 // Validate checks a runner spec.
@@ -178,12 +182,26 @@ func (r Runner) Validate() error {
 	default:
 		return fail.Usagef("access level %q is not valid: expected not_protected or ref_protected", r.AccessLevel)
 	}
-	if len(r.Description) > MaxTextLength {
-		return fail.Usagef("the description is %d characters long: GitLab accepts at most %d", len(r.Description), MaxTextLength)
+	if n := utf8.RuneCountInString(r.Description); n > MaxTextLength {
+		return fail.Usagef("the description is %d characters long: GitLab accepts at most %d", n, MaxTextLength)
 	}
-	if len(r.MaintenanceNote) > MaxTextLength-200 {
-		// The tool appends its own marker to the note, so it keeps 200 characters for it.
-		return fail.Usagef("the maintenance note is %d characters long: at most %d are accepted (GitLab's limit of %d less room for the tool's marker)", len(r.MaintenanceNote), MaxTextLength-200, MaxTextLength)
+	return nil
+}
+
+// noteRoom is how many characters of a maintenance note fit beside the tool's marker line for
+// variable v (GitLab's limit is 1,024 characters for the whole note).
+func noteRoom(v Variable) int {
+	// "[runner-bootstrap] target=project:<id>/<key>@<scope> created=2006-01-02T15:04:05Z",
+	// with room for the longest numeric id, and the newline before it.
+	marker := len("[runner-bootstrap] target=") + len(Target(v.Owner, 1<<62, v.Key, v.EnvironmentScope)) + len(" created=2006-01-02T15:04:05Z")
+	return MaxTextLength - marker - 1
+}
+
+// checkNote checks that the user's maintenance note fits beside the marker.
+func (s Spec) checkNote() error {
+	n, room := utf8.RuneCountInString(s.Runner.MaintenanceNote), noteRoom(s.Variable)
+	if n > room {
+		return fail.Usagef("the maintenance note is %d characters long: at most %d fit beside the tool's marker for variable %s (GitLab accepts %d in all)", n, room, s.Variable.Key, MaxTextLength)
 	}
 	return nil
 }
