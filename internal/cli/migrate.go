@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/alecthomas/kong"
 	"io"
 	"os"
 	"strings"
@@ -36,7 +37,15 @@ type migrateResult struct {
 }
 
 // Run implements the command.
-func (c *MigrateCmd) Run(app *App) error {
+func (c *MigrateCmd) Run(app *App, kctx *kong.Context) error {
+	// Flags the user typed (kong also marks defaults as set, so the arguments are read).
+	explicit := map[string]bool{}
+	for _, a := range kctx.Args {
+		if name, ok := strings.CutPrefix(a, "--"); ok {
+			name, _, _ = strings.Cut(name, "=")
+			explicit[strings.TrimPrefix(name, "no-")] = true
+		}
+	}
 	n := 0
 	for _, set := range []bool{c.HelmValues != "", c.RegisterCommand != "", c.RegisterCommandFile != ""} {
 		if set {
@@ -71,7 +80,7 @@ func (c *MigrateCmd) Run(app *App) error {
 			return err
 		}
 		out.Source, out.Warnings = c.HelmValues, append(out.Warnings, m.Warnings...)
-		merge(&s.Runner, m.Runner())
+		merge(&s.Runner, m.Runner(), explicit)
 		if migrated, err = m.Rewrite(migrate.RewriteOptions{SecretName: c.SecretName, VariableKey: s.Variable.Key}); err != nil {
 			return err
 		}
@@ -91,7 +100,7 @@ func (c *MigrateCmd) Run(app *App) error {
 			return err
 		}
 		out.Warnings = append(out.Warnings, reg.Warnings...)
-		merge(&s.Runner, reg.Runner())
+		merge(&s.Runner, reg.Runner(), explicit)
 		out.RegisterCommand = reg.NewCommand(s.Variable.Key)
 	}
 	if err := s.Validate(); err != nil {
@@ -149,34 +158,31 @@ func (c *MigrateCmd) Run(app *App) error {
 	})
 }
 
-// merge copies the migrated attributes into the flag-built runner where the flags left the
-// default, so explicit flags win.
-func merge(dst *spec.Runner, m spec.Runner) {
-	def := spec.New().Runner
-	if dst.Description == "" {
+// merge copies the migrated attributes into the flag-built runner, except those whose flag was
+// given on the command line: explicit flags win.
+func merge(dst *spec.Runner, m spec.Runner, explicit map[string]bool) {
+	if !explicit["description"] {
 		dst.Description = m.Description
 	}
-	if len(dst.TagList) == 0 {
+	if !explicit["tag-list"] {
 		dst.TagList = m.TagList
 	}
-	if dst.RunUntagged == def.RunUntagged {
+	if !explicit["run-untagged"] {
 		dst.RunUntagged = m.RunUntagged
 	}
-	if dst.Locked == def.Locked {
+	if !explicit["locked"] {
 		dst.Locked = m.Locked
 	}
-	if dst.AccessLevel == "" || dst.AccessLevel == spec.NotProtected {
-		if m.AccessLevel != "" {
-			dst.AccessLevel = m.AccessLevel
-		}
+	if !explicit["access-level"] && m.AccessLevel != "" {
+		dst.AccessLevel = m.AccessLevel
 	}
-	if dst.MaximumTimeout == 0 {
+	if !explicit["maximum-timeout"] {
 		dst.MaximumTimeout = m.MaximumTimeout
 	}
-	if dst.Paused == def.Paused {
+	if !explicit["paused"] {
 		dst.Paused = m.Paused
 	}
-	if dst.MaintenanceNote == "" {
+	if !explicit["maintenance-note"] {
 		dst.MaintenanceNote = m.MaintenanceNote
 	}
 }

@@ -162,3 +162,19 @@ func TestFileTypeVariable(t *testing.T) {
 	assert.Check(t, is.Contains(r.Stdout(), base64.StdEncoding.EncodeToString([]byte(mustVar(t, tg).Value))))
 	tg.run(t, tok, []string{"RUNNER_TOKEN=" + file}, "rotate", "--project-id", "42", "--use-runner-token").Assert(t, icmd.Success)
 }
+
+// TestMigrateExplicitFlagsWin: a flag given on the command line overrides the legacy value,
+// even when it equals the flag's default.
+func TestMigrateExplicitFlagsWin(t *testing.T) {
+	tg := newTarget(t)
+	tg.needFake(t)
+	values := filepath.Join(t.TempDir(), "values.yaml")
+	assert.NilError(t, os.WriteFile(values, []byte("runners:\n  tags: docker\n  protected: true\n  runUntagged: false\n"), 0o644))
+	tg.run(t, tg.seed.MaintainerToken, nil, "migrate", "--helm-values", values, "--project-id", "42",
+		"--no-locked", "--run-untagged", "--access-level", "not_protected").Assert(t, icmd.Success)
+	r := tg.fake.Runners()[0]
+	assert.Check(t, !r.Locked, "--no-locked wins over the legacy default of locked")
+	assert.Check(t, r.RunUntagged)
+	assert.Check(t, is.Equal(r.AccessLevel, "not_protected"))
+	assert.Check(t, is.DeepEqual(r.TagList, []string{"docker"}), "what no flag names comes from the values file")
+}
