@@ -30,6 +30,8 @@ const (
 	setToken
 	setURL
 	setNonInteractive
+	// settingHost is an environment variable gitlab-runner reads for a host-side option.
+	settingHost
 )
 
 // registerFlags are gitlab-runner register's flags (commands/register.go and
@@ -210,6 +212,12 @@ func ParseRegisterCommand(cmdline string) (*RegisterMigration, error) {
 	for _, c := range commands {
 		if assigns, ok := assignments(c); ok {
 			for _, a := range assigns {
+				if a.s == settingHost {
+					// gitlab-runner also reads host-side settings (RUNNER_EXECUTOR,
+					// DOCKER_IMAGE, …) from the environment: they stay needed.
+					m.Warnings = append(m.Warnings, fmt.Sprintf("%s is set on a line of its own and is not part of the new command: keep setting it on the host (gitlab-runner reads it from the environment)", a.name))
+					continue
+				}
 				m.collectEnv(env, a)
 			}
 			continue
@@ -328,9 +336,11 @@ func assignments(c []word) ([]assign, bool) {
 			}
 			return nil, false
 		}
-		if s, known := registerEnv[name]; known {
-			out = append(out, assign{name, value, s})
+		s, known := registerEnv[name]
+		if !known {
+			s = settingHost
 		}
+		out = append(out, assign{name, value, s})
 	}
 	return out, true
 }

@@ -307,3 +307,14 @@ func TestIsRunnerProgram(t *testing.T) {
 		assert.Check(t, is.Equal(isRunnerProgram(s), want), s)
 	}
 }
+
+// TestExportedHostSettingsAreNotLostSilently: host-side settings exported on lines of their
+// own are not part of the new command; the migration says to keep them.
+func TestExportedHostSettingsAreNotLostSilently(t *testing.T) {
+	m, err := ParseRegisterCommand("export RUNNER_EXECUTOR=docker DOCKER_IMAGE=alpine:3.20\nexport REGISTRATION_TOKEN=GR1348941zzzzzzzzzzzz\ngitlab-runner register --non-interactive --url https://gitlab.example.com\n")
+	assert.NilError(t, err)
+	w := strings.Join(m.Warnings, "\n")
+	assert.Check(t, is.Contains(w, "RUNNER_EXECUTOR is set on a line of its own"))
+	assert.Check(t, is.Contains(w, "DOCKER_IMAGE is set on a line of its own"))
+	assert.Check(t, !strings.Contains(w+m.NewCommand("RUNNER_TOKEN"), "GR1348941zzz"))
+}
