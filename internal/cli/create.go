@@ -26,18 +26,7 @@ func (c *CreateCmd) Run(app *App) error {
 	if err := c.VariableFlags.apply(&s); err != nil {
 		return err
 	}
-	if err := s.Validate(); err != nil {
-		return err
-	}
-	svc, err := app.Service()
-	if err != nil {
-		return err
-	}
-	r, err := svc.Resolve(app.Ctx, s)
-	if err != nil {
-		return err
-	}
-	res, err := svc.Ensure(app.Ctx, r)
+	r, res, err := ensure(app, s)
 	if err != nil {
 		return err
 	}
@@ -45,6 +34,24 @@ func (c *CreateCmd) Run(app *App) error {
 		return err
 	}
 	return app.Printer().Print(res, func(w io.Writer) { printResult(w, r, res) })
+}
+
+// ensure validates s, resolves its projects and groups, and ensures the runner and variable:
+// what create and migrate share.
+func ensure(app *App, s spec.Spec) (lifecycle.Resolved, lifecycle.Result, error) {
+	if err := s.Validate(); err != nil {
+		return lifecycle.Resolved{}, lifecycle.Result{}, err
+	}
+	svc, err := app.Service()
+	if err != nil {
+		return lifecycle.Resolved{}, lifecycle.Result{}, err
+	}
+	r, err := svc.Resolve(app.Ctx, s)
+	if err != nil {
+		return r, lifecycle.Result{}, err
+	}
+	res, err := svc.Ensure(app.Ctx, r)
+	return r, res, err
 }
 
 func printResult(w io.Writer, r lifecycle.Resolved, res lifecycle.Result) {

@@ -108,15 +108,7 @@ func (c *MigrateCmd) Run(app *App, kctx *kong.Context) error {
 	}
 	out.Runner = s.Runner
 	if !c.DryRun {
-		svc, err := app.Service()
-		if err != nil {
-			return err
-		}
-		r, err := svc.Resolve(app.Ctx, s)
-		if err != nil {
-			return err
-		}
-		res, err := svc.Ensure(app.Ctx, r)
+		_, res, err := ensure(app, s)
 		if err != nil {
 			return err
 		}
