@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -118,5 +117,3 @@ func writeResultDotenv(path string, res lifecycle.Result) error {
 		"RUNNER_BOOTSTRAP_TOKEN_EXPIRES_AT":  exp,
 	})
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }

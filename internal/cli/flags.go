@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -66,13 +67,7 @@ func (f VariableFlags) apply(s *spec.Spec) error {
 
 // apply sets the variable's key, owner and scope; the owner defaults to the runner's owner.
 func (f VariableTargetFlags) apply(s *spec.Spec) error {
-	n := 0
-	for _, set := range []bool{f.VariableProject != "", f.VariableGroup != "", f.VariableInstance} {
-		if set {
-			n++
-		}
-	}
-	if n > 1 {
+	if countSet(f.VariableProject != "", f.VariableGroup != "", f.VariableInstance) > 1 {
 		return fail.Usagef("--variable-project, --variable-group and --variable-instance exclude each other: give at most one")
 	}
 	s.Variable.Key, s.Variable.EnvironmentScope = f.VariableKey, f.VariableEnvironmentScope
@@ -120,10 +115,19 @@ func trimAll(in []string) []string {
 
 // line writes one formatted line; write errors on stdout are not actionable.
 func line(w io.Writer, format string, args ...any) {
-	_, _ = io.WriteString(w, sprintf(format, args...)+"\n")
+	_, _ = fmt.Fprintf(w, format+"\n", args...)
 }
 
-func itoa(n int) string { return sprintf("%d", n) }
+// countSet counts the flags of a group that were given.
+func countSet(set ...bool) int {
+	n := 0
+	for _, s := range set {
+		if s {
+			n++
+		}
+	}
+	return n
+}
 
 // tokenFromEnv reads a runner token from the job's environment variable key. A file-type
 // CI/CD variable (create --variable-type file) holds the path of a file with the token.

@@ -1,10 +1,12 @@
 package cli
 
 import (
-	"github.com/alecthomas/kong"
+	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"github.com/alecthomas/kong"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
@@ -46,13 +48,7 @@ func (c *MigrateCmd) Run(app *App, kctx *kong.Context) error {
 			explicit[strings.TrimPrefix(name, "no-")] = true
 		}
 	}
-	n := 0
-	for _, set := range []bool{c.HelmValues != "", c.RegisterCommand != "", c.RegisterCommandFile != ""} {
-		if set {
-			n++
-		}
-	}
-	if n != 1 {
+	if countSet(c.HelmValues != "", c.RegisterCommand != "", c.RegisterCommandFile != "") != 1 {
 		return fail.Usagef("migrate needs exactly one of --helm-values, --register-command or --register-command-file: what to migrate")
 	}
 	if c.Write != "" && c.HelmValues == "" {
@@ -197,5 +193,5 @@ func timeoutText(s int64) string {
 	if s == 0 {
 		return "none"
 	}
-	return sprintf("%ds", s)
+	return fmt.Sprintf("%ds", s)
 }

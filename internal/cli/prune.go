@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
@@ -26,13 +26,7 @@ type pruneResult struct {
 
 // Run implements the command.
 func (c *PruneCmd) Run(app *App) error {
-	n := 0
-	for _, set := range []bool{c.ProjectID != "", c.GroupID != "", c.Instance} {
-		if set {
-			n++
-		}
-	}
-	if n != 1 {
+	if countSet(c.ProjectID != "", c.GroupID != "", c.Instance) != 1 {
 		return fail.Usagef("prune needs exactly one of --project-id, --group-id or --instance: where to look for runners")
 	}
 	if c.OlderThan < 0 {
@@ -91,5 +85,5 @@ func plural(n int, word string) string {
 	if n == 1 {
 		return "1 " + word
 	}
-	return strings.Join([]string{itoa(n), word + "s"}, " ")
+	return fmt.Sprintf("%d %ss", n, word)
 }

@@ -25,13 +25,7 @@ func (c *RotateCmd) runAll(app *App) error {
 	if c.Concurrency < 1 || c.Concurrency > 32 {
 		return fail.Usagef("--concurrency %d is out of range: expected 1 to 32", c.Concurrency)
 	}
-	n := 0
-	for _, set := range []bool{c.ProjectID != "", c.GroupID != "", c.VariableInstance} {
-		if set {
-			n++
-		}
-	}
-	if n != 1 {
+	if countSet(c.ProjectID != "", c.GroupID != "", c.VariableInstance) != 1 {
 		return fail.Usagef("rotate --all needs exactly one of --project-id, --group-id or --variable-instance: where to look for managed variables")
 	}
 	if c.IncludeSubgroups && c.GroupID == "" {

@@ -42,7 +42,7 @@ func (c *StatusCmd) Run(app *App) error {
 	if err := app.Printer().Print(rep, func(w io.Writer) {
 		line(w, "variable: %s variable %s (scope %s)", r.VarOwnerPath, r.Var.Key, r.Var.Scope)
 		if rep.RunnerID != 0 {
-			line(w, "runner:   %d %s %q, status %s", rep.RunnerID, rep.RunnerType, rep.Description, orDash(rep.Status))
+			line(w, "runner:   %d %s %q, status %s", rep.RunnerID, rep.RunnerType, rep.Description, orDefault(rep.Status, "-"))
 		}
 		if rep.ContactedAt != nil {
 			line(w, "contacted: %s", rep.ContactedAt.UTC().Format(time.RFC3339))
@@ -64,11 +64,4 @@ func (c *StatusCmd) Run(app *App) error {
 		return fail.WithCode(rep.ExitCode, errors.New(rep.Message))
 	}
 	return nil
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -254,5 +253,3 @@ func (c *Client) retryIdempotent(ctx context.Context, resp *http.Response, err e
 func ptr[T any](v T) *T { return &v }
 
 func idString(id int64) string { return strconv.FormatInt(id, 10) }
-
-var _ = fmt.Sprintf
