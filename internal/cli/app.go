@@ -4,7 +4,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -132,7 +131,7 @@ func (a *App) accessToken() (string, error) {
 	if a.TokenFile != "" {
 		st, err := os.Stat(a.TokenFile)
 		if err != nil {
-			return "", fail.Usagef("cannot read --token-file %s: %v", a.TokenFile, pathErr(err))
+			return "", fail.Usagef("cannot read --token-file %s: %v", a.TokenFile, fail.PathCause(err))
 		}
 		if st.IsDir() {
 			return "", fail.Usagef("--token-file %s is a directory: expected a file holding the access token", a.TokenFile)
@@ -142,7 +141,7 @@ func (a *App) accessToken() (string, error) {
 		}
 		b, err := os.ReadFile(a.TokenFile)
 		if err != nil {
-			return "", fail.Usagef("cannot read --token-file %s: %v", a.TokenFile, pathErr(err))
+			return "", fail.Usagef("cannot read --token-file %s: %v", a.TokenFile, fail.PathCause(err))
 		}
 		tok = strings.TrimRight(string(b), "\r\n")
 	}
@@ -150,14 +149,6 @@ func (a *App) accessToken() (string, error) {
 		return "", err
 	}
 	return tok, nil
-}
-
-func pathErr(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
 }
 
 // exitPanic carries kong's exit code (after --help or --version) out of the parser.

@@ -69,7 +69,7 @@ func (c *MigrateCmd) Run(app *App, kctx *kong.Context) error {
 	case c.HelmValues != "":
 		data, err := os.ReadFile(c.HelmValues)
 		if err != nil {
-			return fail.Usagef("cannot read --helm-values %s: %v", c.HelmValues, pathErr(err))
+			return fail.Usagef("cannot read --helm-values %s: %v", c.HelmValues, fail.PathCause(err))
 		}
 		m, err := migrate.ParseHelmValuesNamed(c.HelmValues, data)
 		if err != nil {
@@ -87,7 +87,7 @@ func (c *MigrateCmd) Run(app *App, kctx *kong.Context) error {
 		if c.RegisterCommandFile != "" {
 			b, err := readFileOrStdin(c.RegisterCommandFile)
 			if err != nil {
-				return fail.Usagef("cannot read --register-command-file %s: %v", c.RegisterCommandFile, pathErr(err))
+				return fail.Usagef("cannot read --register-command-file %s: %v", c.RegisterCommandFile, fail.PathCause(err))
 			}
 			line, out.Source = string(b), c.RegisterCommandFile
 		}
@@ -111,7 +111,7 @@ func (c *MigrateCmd) Run(app *App, kctx *kong.Context) error {
 		out.Result = &res
 		if c.Write != "" {
 			if err := os.WriteFile(c.Write, migrated, 0o644); err != nil {
-				return fail.Usagef("cannot write --write %s: %v (the runner was created and its token stored; run again to write the file)", c.Write, pathErr(err))
+				return fail.Usagef("cannot write --write %s: %v (the runner was created and its token stored; run again to write the file)", c.Write, fail.PathCause(err))
 			}
 			out.MigratedValues = c.Write
 		}

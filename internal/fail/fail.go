@@ -5,6 +5,7 @@ package fail
 import (
 	"errors"
 	"fmt"
+	"os"
 )
 
 // Exit codes shared by every command. They are part of the documented interface.
@@ -62,4 +63,14 @@ func Code(err error) int {
 		return fe.Code
 	}
 	return CodeFailure
+}
+
+// PathCause strips a file error down to its cause ("no such file or directory"), for
+// sentences that already name the path.
+func PathCause(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

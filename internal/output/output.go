@@ -63,14 +63,7 @@ func WriteDotenv(path string, vars map[string]string) error {
 		fmt.Fprintf(&b, "%s=%s\n", k, v)
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return fail.Usagef("cannot write the dotenv file %s: %v", path, unwrapPath(err))
+		return fail.Usagef("cannot write the dotenv file %s: %v", path, fail.PathCause(err))
 	}
 	return nil
-}
-
-func unwrapPath(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
 }
