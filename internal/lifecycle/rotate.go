@@ -118,14 +118,22 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 	return res, nil
 }
 
-// rotationDue decides whether to rotate and says why, in words for the log and JSON.
-func (s *Service) rotationDue(rec record.Variable, runner *gitlab.Runner, window time.Duration) (string, bool) {
+// staleReason says why the stored token is known to be dead, if it is.
+func staleReason(rec record.Variable, runner *gitlab.Runner) (string, bool) {
 	if rec.RotationPending {
 		return "a previous rotation did not finish, so the stored token is stale", true
 	}
 	// The record keeps whole seconds; GitLab reports milliseconds.
 	if runner != nil && runner.TokenExpiresAt != nil && (rec.TokenExpiresAt == nil || !runner.TokenExpiresAt.Truncate(time.Second).Equal(rec.TokenExpiresAt.Truncate(time.Second))) {
 		return "the token was rotated outside runner-bootstrap (GitLab reports another expiry), so the stored token is stale", true
+	}
+	return "", false
+}
+
+// rotationDue decides whether to rotate and says why, in words for the log and JSON.
+func (s *Service) rotationDue(rec record.Variable, runner *gitlab.Runner, window time.Duration) (string, bool) {
+	if reason, stale := staleReason(rec, runner); stale {
+		return reason, true
 	}
 	if window <= 0 {
 		return "rotation requested", true

@@ -76,8 +76,7 @@ func (s *Service) Status(ctx context.Context, r Resolved, warnWithin time.Durati
 	if runner.TokenExpiresAt != nil {
 		rep.TokenExpiresAt = runner.TokenExpiresAt
 	}
-	reason, stale := s.rotationDue(rec, runner, 0)
-	if stale && reason != "rotation requested" {
+	if reason, stale := staleReason(rec, runner); stale {
 		return s.finish(rep, HealthStale, fail.CodeExpiring, reason+"; runner-bootstrap rotate fixes it"), nil
 	}
 	if exp := rep.TokenExpiresAt; exp != nil {
