@@ -8,6 +8,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
 // OwnerFlags name the runner's owner.
@@ -133,7 +134,7 @@ func countSet(set ...bool) int {
 // CI/CD variable (create --variable-type file) holds the path of a file with the token.
 func tokenFromEnv(getenv func(string) string, key string) string {
 	v := strings.TrimSpace(getenv(key))
-	if v == "" || strings.Contains(v, "glrt") {
+	if v == "" || token.IsRunnerToken(v) {
 		return v
 	}
 	if st, err := os.Stat(v); err == nil && st.Mode().IsRegular() && st.Size() < 64<<10 {

@@ -5,8 +5,9 @@
 package explain
 
 import (
-	"regexp"
 	"strings"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
 // Explanation is what an input means and what to do about it. Its texts are fixed sentences:
@@ -44,9 +45,6 @@ const (
 	KindUnknown                 = "unknown"
 )
 
-// tokenRE finds a GitLab token by its prefix (with an optional instance prefix such as acme-).
-var tokenRE = regexp.MustCompile(`[A-Za-z0-9_\-]*(?:glrtr|glrt|glpat|glcbt|gldt|glptt|gloas|glft|glimt|glagent|glsoat|glffct|glwt)-[A-Za-z0-9_.\-]*|GR1348941[A-Za-z0-9_\-]*`)
-
 // Explain says what input is: a token (by its prefix; the token itself is never repeated) or
 // the text of an error from GitLab or gitlab-runner. Anything else is KindUnknown, with steps
 // that say what Explain can take.
@@ -64,8 +62,9 @@ func Explain(input string) Explanation {
 	if e, ok := explainError(strings.ToLower(s)); ok {
 		return e
 	}
-	if tok := tokenRE.FindString(s); tok != "" {
-		if e, ok := explainToken(tok); ok {
+	// A token inside a sentence: even a bare prefix says enough.
+	if ms := token.Find(s, 0); len(ms) > 0 {
+		if e, ok := explainToken(s[ms[0].Start:ms[0].End]); ok {
 			return e
 		}
 	}
@@ -81,8 +80,15 @@ const (
 
 // explainToken recognises a token by its prefix.
 func explainToken(t string) (Explanation, bool) {
-	switch {
-	case strings.Contains(t, "glrtr-"):
+	sh, ok := token.Lookup(t)
+	if !ok && strings.Contains(t, "CI_JOB_TOKEN") {
+		sh, ok = token.Shape{Kind: token.JobToken, Explain: KindJobToken}, true
+	}
+	if !ok {
+		return Explanation{}, false
+	}
+	switch sh.Kind {
+	case token.RunnerRegistered:
 		return Explanation{
 			Kind: KindRegisteredRunnerToken,
 			What: "A runner authentication token (glrtr-…) of a runner that was registered with a legacy registration token: the runner works, but it was made by the deprecated workflow, whose registration tokens are disabled by default since GitLab 17.0 and removed in 20.0.",
@@ -92,7 +98,7 @@ func explainToken(t string) (Explanation, bool) {
 				"Then delete the old runner in GitLab (Settings > CI/CD > Runners) once no host uses its token.",
 			},
 		}, true
-	case strings.Contains(t, "glrt"):
+	case token.RunnerAuthentication:
 		return Explanation{
 			Kind: KindRunnerToken,
 			What: "A runner authentication token (glrt-…): it identifies one runner created in GitLab (runner-bootstrap create, POST /user/runners or the UI). Every host that registers with it becomes a runner manager of that runner, told apart by its system ID. It can expire, and gitlab-runner rotates it by itself, writing the new token only to its own config.toml.",
@@ -104,7 +110,7 @@ func explainToken(t string) (Explanation, bool) {
 				"If it was exposed, rotate it now with runner-bootstrap rotate.",
 			},
 		}, true
-	case strings.HasPrefix(t, "GR1348941"):
+	case token.Registration:
 		return Explanation{
 			Kind: KindRegistrationToken,
 			What: "A legacy runner registration token (GR1348941…): whoever has it can create runners in its project, group or instance. It is deprecated since GitLab 15.6, disabled by default since 17.0 (registration then fails with 410 Gone - runner registration disallowed) and removed in 20.0.",
@@ -115,7 +121,7 @@ func explainToken(t string) (Explanation, bool) {
 				"Once nothing uses it, reset the registration token and turn registration tokens off in the project's, group's or instance's runner settings.",
 			},
 		}, true
-	case strings.Contains(t, "glpat-"):
+	case token.AccessToken:
 		return Explanation{
 			Kind: KindAccessToken,
 			What: "A personal, project or group access token (glpat-…): this is what GITLAB_TOKEN should hold. runner-bootstrap calls the GitLab API with it to create runners and store their tokens.",
@@ -126,7 +132,7 @@ func explainToken(t string) (Explanation, bool) {
 				"It is not a runner token: gitlab-runner register --token needs the runner authentication token (glrt-…) that runner-bootstrap create stores.",
 			},
 		}, true
-	case strings.Contains(t, "glcbt-") || strings.Contains(t, "CI_JOB_TOKEN"):
+	case token.JobToken:
 		return Explanation{
 			Kind: KindJobToken,
 			What: "A CI/CD job token (glcbt-… or $CI_JOB_TOKEN): it lives for one job and reaches only the API endpoints that allow job tokens. Creating runners and reading or writing CI/CD variables are not among them, so GitLab answers 401.",
@@ -135,26 +141,25 @@ func explainToken(t string) (Explanation, bool) {
 				"Keep the job token for what it is for, such as cloning other projects or pulling packages and images.",
 			},
 		}, true
-	case strings.Contains(t, "gldt-"):
-		return otherToken(KindDeployToken, "A deploy token (gldt-…): it reads or writes repositories, packages and container images, and cannot call the runner or CI/CD variable API.")
-	case strings.Contains(t, "glptt-"):
-		return otherToken(KindTriggerToken, "A pipeline trigger token (glptt-…): it can only start pipelines, not create runners or store variables.")
-	case strings.Contains(t, "gloas-"):
-		return otherToken(KindOAuthSecret, "An OAuth application secret (gloas-…): it identifies an OAuth application, not a user, and is not an API token by itself.")
-	case strings.Contains(t, "glft-"):
-		return otherToken(KindOtherToken, "A feed token (glft-…): it only reads RSS and calendar feeds.")
-	case strings.Contains(t, "glimt-"):
-		return otherToken(KindOtherToken, "An incoming email token (glimt-…): it only creates issues or merge requests by email.")
-	case strings.Contains(t, "glagent-"):
-		return otherToken(KindOtherToken, "A GitLab agent for Kubernetes token (glagent-…): it connects a cluster agent to GitLab.")
-	case strings.Contains(t, "glsoat-"):
-		return otherToken(KindOtherToken, "A SCIM token (glsoat-…): it provisions users from an identity provider.")
-	case strings.Contains(t, "glffct-"):
-		return otherToken(KindOtherToken, "A feature flags client token (glffct-…): it reads feature flags for an application.")
-	case strings.Contains(t, "glwt-"):
-		return otherToken(KindOtherToken, "A workspace token (glwt-…): it belongs to a GitLab remote development workspace.")
 	}
-	return Explanation{}, false
+	what, ok := otherWhat[sh.Kind]
+	if !ok {
+		what = "A GitLab token of another kind (" + sh.Prefix + "…): it cannot call the runner or CI/CD variable API."
+	}
+	return otherToken(sh.Explain, what)
+}
+
+// otherWhat says what each of the tokens that cannot register runners is for.
+var otherWhat = map[token.Kind]string{
+	token.DeployToken:        "A deploy token (gldt-…): it reads or writes repositories, packages and container images, and cannot call the runner or CI/CD variable API.",
+	token.TriggerToken:       "A pipeline trigger token (glptt-…): it can only start pipelines, not create runners or store variables.",
+	token.OAuthSecret:        "An OAuth application secret (gloas-…): it identifies an OAuth application, not a user, and is not an API token by itself.",
+	token.FeedToken:          "A feed token (glft-…): it only reads RSS and calendar feeds.",
+	token.IncomingEmailToken: "An incoming email token (glimt-…): it only creates issues or merge requests by email.",
+	token.AgentToken:         "A GitLab agent for Kubernetes token (glagent-…): it connects a cluster agent to GitLab.",
+	token.SCIMToken:          "A SCIM token (glsoat-…): it provisions users from an identity provider.",
+	token.FeatureFlagsToken:  "A feature flags client token (glffct-…): it reads feature flags for an application.",
+	token.WorkspaceToken:     "A workspace token (glwt-…): it belongs to a GitLab remote development workspace.",
 }
 
 func otherToken(kind, what string) (Explanation, bool) {

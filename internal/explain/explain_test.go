@@ -7,6 +7,8 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
 func TestExplain(t *testing.T) {
@@ -86,5 +88,20 @@ func assertNotEchoed(t *testing.T, input string, e Explanation) {
 	// A variable name such as $CI_JOB_TOKEN is no secret, and the texts may name it.
 	if in := strings.TrimSpace(input); len(in) >= 12 && !strings.ContainsAny(in, " \n$") {
 		assert.Check(t, !strings.Contains(all, in), "input echoed")
+	}
+}
+
+// TestEveryTokenKindIsExplained: each row of the token table is explained under the identifier
+// the table gives it, in a sentence of its own that does not repeat the token.
+func TestEveryTokenKindIsExplained(t *testing.T) {
+	whats := map[string]bool{}
+	for _, sh := range token.Shapes() {
+		in := sh.Prefix + "Zz9fake_example0"
+		e := Explain(in)
+		assert.Check(t, is.Equal(e.Kind, sh.Explain), sh.Prefix)
+		assert.Check(t, is.Contains(e.What, sh.Prefix), "the explanation names the prefix %s", sh.Prefix)
+		assert.Check(t, !strings.Contains(e.What+strings.Join(e.Steps, " "), "Zz9fake"), sh.Prefix)
+		assert.Check(t, !whats[e.What], "%s shares its explanation with another kind", sh.Prefix)
+		whats[e.What] = true
 	}
 }

@@ -52,7 +52,7 @@ func FuzzParseHelmValues(f *testing.F) {
 				panic(fmt.Sprintf("WATCHDOG slow input %q", data))
 			}
 		}()
-		tokens := tokenRE.FindAllString(string(data), -1)
+		tokens := plantedTokenRE.FindAllString(string(data), -1)
 		noToken := func(what, s string) {
 			t.Helper()
 			for _, tok := range tokens {
@@ -173,7 +173,7 @@ func FuzzParseRegisterCommand(f *testing.F) {
 				panic(fmt.Sprintf("WATCHDOG slow input %q", cmdline))
 			}
 		}()
-		tokens := tokenRE.FindAllString(cmdline, -1)
+		tokens := plantedTokenRE.FindAllString(cmdline, -1)
 		noToken := func(what, s string) {
 			t.Helper()
 			for _, tok := range tokens {

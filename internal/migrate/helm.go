@@ -14,6 +14,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
 // Keys of the gitlab-runner chart's values file.
@@ -310,7 +311,7 @@ func (m *HelmMigration) warn(v *values, runners *yaml.Node, atTop []string, unta
 	}
 	switch {
 	case registrationToken == "" || isPlaceholder(registrationToken):
-	case strings.Contains(registrationToken, "glrt"):
+	case token.IsRunnerToken(registrationToken):
 		m.Warnings = append(m.Warnings, "runnerRegistrationToken holds a runner authentication token in plain text: the migrated file drops it, and the token should be rotated (runner-bootstrap rotate) since it stays in this file's history")
 	default:
 		m.Warnings = append(m.Warnings, "runnerRegistrationToken holds a registration token in plain text: reset the registration token in GitLab once every runner is migrated, since it stays in this file's history")

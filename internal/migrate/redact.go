@@ -2,60 +2,36 @@ package migrate
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
-)
 
-// tokenRE matches every GitLab token whose kind shows in its text: runner authentication tokens
-// (glrt-, glrtr-, with an optional instance prefix such as acme-glrt-), legacy registration tokens
-// (GR1348941…) and the other gl*- prefixes. Registration tokens from before GitLab 15.x have no
-// prefix; those are only found through the flag or key that carries them.
-var tokenRE = regexp.MustCompile(`[A-Za-z0-9_\-]*(?:glrtr|glrt|glpat|glcbt|gldt|glptt|gloas|glft|glimt|glagent|glsoat|glffct|glwt)-[A-Za-z0-9_.\-]+|GR1348941[A-Za-z0-9_\-]+`)
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+)
 
 // minSecretLen is the shortest token value scrubbed by value rather than by pattern: shorter
 // values are no real token, and replacing them everywhere would mangle unrelated text.
 const minSecretLen = 8
 
-// tokenKind names the kind of a token found by tokenRE, for messages that must not show it.
-func tokenKind(tok string) string {
-	switch {
-	case strings.Contains(tok, "glrt"):
-		return "runner authentication token"
-	case strings.HasPrefix(tok, "GR1348941"):
-		return "registration token"
-	case strings.Contains(tok, "glpat-"):
-		return "access token"
-	case strings.Contains(tok, "glcbt-"):
-		return "CI job token"
-	case strings.Contains(tok, "gldt-"):
-		return "deploy token"
-	case strings.Contains(tok, "glptt-"):
-		return "pipeline trigger token"
-	case strings.Contains(tok, "gloas-"):
-		return "OAuth application secret"
-	default:
-		return "GitLab token"
-	}
-}
+// minTokenTail is how many characters after a GitLab prefix make a token here. What a user
+// hands to migrate is scrubbed eagerly: one character is enough (token.Redact, the last line of
+// defence in logs, asks for more so that words such as "glrt-…" survive).
+const minTokenTail = 1
 
 // label is what replaces a token in anything this package returns.
 func label(kind string) string { return "[" + kind + "]" }
 
-// scrub replaces every token in s by its kind.
+// scrub replaces every token in s by its kind. Registration tokens from before GitLab 15.x have
+// no prefix; those are only found through the flag or key that carries them.
 func scrub(s string) string {
-	if !strings.Contains(s, "gl") && !strings.Contains(s, "GR1348941") {
-		return s
-	}
-	return tokenRE.ReplaceAllStringFunc(s, func(t string) string { return label(tokenKind(t)) })
+	return token.Replace(s, minTokenTail, func(m token.Match) string { return label(m.Shape.Label) })
 }
 
 // hasToken reports whether s contains a token.
-func hasToken(s string) bool { return tokenRE.MatchString(s) }
+func hasToken(s string) bool { return len(token.Find(s, minTokenTail)) > 0 }
 
 // firstTokenKind returns the kind of the first token in s, or "".
 func firstTokenKind(s string) string {
-	if t := tokenRE.FindString(s); t != "" {
-		return tokenKind(t)
+	if ms := token.Find(s, minTokenTail); len(ms) > 0 {
+		return ms[0].Shape.Label
 	}
 	return ""
 }

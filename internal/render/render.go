@@ -16,9 +16,8 @@ import (
 	"strconv"
 	"strings"
 
-	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
-
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
 // Keys of the Secret the gitlab-runner chart mounts: it projects both without optional, so both
@@ -37,8 +36,6 @@ var (
 	// dnsLabelRE is a Kubernetes namespace name (RFC 1123 label).
 	dnsLabelRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	executorRE = regexp.MustCompile(`^[a-z][a-z0-9+_-]*$`)
-	// otherTokenRE finds GitLab tokens of other kinds, to name them in messages.
-	otherTokenRE = regexp.MustCompile(`glrt|GR1348941|gl[a-z]{1,8}-`)
 )
 
 // KubernetesSecret returns a v1 Secret manifest of type Opaque holding the token under
@@ -140,21 +137,21 @@ func WriteFile(path string, data []byte) error {
 	return nil
 }
 
-// checkToken accepts a runner authentication token (anything containing "glrt": GitLab adds
-// partition, routing and instance prefixes, so nothing stricter holds). Surrounding white space,
-// such as the newline a file or echo leaves, is dropped. Errors name the kind, never the value.
-func checkToken(token string) (string, error) {
-	token = strings.TrimSpace(token)
-	if token == "" {
+// checkToken accepts a runner authentication token (token.IsRunnerToken: GitLab adds
+// partition, routing and instance prefixes, so the prefix may stand anywhere). Surrounding white
+// space, such as the newline a file or echo leaves, is dropped. Errors name the kind, never the value.
+func checkToken(tok string) (string, error) {
+	tok = strings.TrimSpace(tok)
+	if tok == "" {
 		return "", fail.Usagef("the token is empty: expected a runner authentication token (glrt-…), for example from the CI/CD variable runner-bootstrap create wrote")
 	}
-	if strings.ContainsAny(token, " \t\r\n\x00") {
+	if strings.ContainsAny(tok, " \t\r\n\x00") {
 		return "", fail.Usagef("the token has white space inside it: expected one runner authentication token (glrt-…) on one line")
 	}
-	if !strings.Contains(token, "glrt") {
-		return "", fail.Usagef("the token is %s: expected a runner authentication token (glrt-…), such as the one runner-bootstrap create stores", kindOf(token))
+	if !token.IsRunnerToken(tok) {
+		return "", fail.Usagef("the token is %s: expected a runner authentication token (glrt-…), such as the one runner-bootstrap create stores", kindOf(tok))
 	}
-	return token, nil
+	return tok, nil
 }
 
 // kindOf names what a value that is not a runner authentication token looks like.
@@ -183,7 +180,7 @@ func checkURL(raw string) error {
 
 // safeQuote quotes a user value for a message unless it looks like a token.
 func safeQuote(s string) string {
-	if otherTokenRE.MatchString(s) {
+	if len(token.Find(s, 0)) > 0 {
 		return "(a value that looks like a token)"
 	}
 	if len(s) > 60 {

@@ -59,7 +59,8 @@ func FuzzRedact(f *testing.F) {
 
 var kinds = map[Kind]bool{
 	RunnerAuthentication: true, RunnerRegistered: true, Registration: true, AccessToken: true, JobToken: true,
-	DeployToken: true, TriggerToken: true, OAuthSecret: true, FeedToken: true, OtherGitLab: true, Unknown: true, Empty: true,
+	DeployToken: true, TriggerToken: true, OAuthSecret: true, FeedToken: true, IncomingEmailToken: true, AgentToken: true, SCIMToken: true,
+	FeatureFlagsToken: true, WorkspaceToken: true, Unknown: true, Empty: true,
 }
 
 // FuzzClassify: every string gets one of the known kinds, surrounding white space does not

@@ -2,6 +2,7 @@ package token
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/sirupsen/logrus"
@@ -80,4 +81,65 @@ func TestSecretNeverPrints(t *testing.T) {
 		assert.Check(t, !bytes.Contains([]byte(got), []byte("abcdefghij")), got)
 	}
 	assert.Equal(t, s.Reveal(), "glrt-t3_abcdefghijklmnopqrst")
+}
+
+// planted are real-looking tokens of every kind GitLab issues, written out by hand: they are
+// the oracle for the table, so dropping or mistyping a prefix there fails here.
+var planted = []struct {
+	tok  string
+	kind Kind
+}{
+	{"glrt-t3_AbCdEfGhIjKlMnOpQrSt", RunnerAuthentication},
+	{"acme-glrt-t1_AbCdEfGhIjKlMnOp", RunnerAuthentication},
+	{"glrt-cHJvamVjdF9pZD0x.01.1a0b2c3d4", RunnerAuthentication},
+	{"glrtr-AbCdEfGhIjKlMnOpQrSt", RunnerRegistered},
+	{"GR1348941AbCdEfGhIjKlMnOpQrSt", Registration},
+	{"glpat-AbCdEfGhIjKlMnOpQrSt", AccessToken},
+	{"corp_glpat-AbCdEfGhIjKlMnOpQrSt", AccessToken},
+	{"glcbt-64_AbCdEfGhIjKlMnOpQrSt", JobToken},
+	{"gldt-AbCdEfGhIjKlMnOpQrSt", DeployToken},
+	{"glptt-AbCdEfGhIjKlMnOpQrSt", TriggerToken},
+	{"gloas-AbCdEfGhIjKlMnOpQrSt", OAuthSecret},
+	{"glft-AbCdEfGhIjKlMnOpQrSt", FeedToken},
+	{"glimt-AbCdEfGhIjKlMnOpQrSt", IncomingEmailToken},
+	{"glagent-AbCdEfGhIjKlMnOpQrSt", AgentToken},
+	{"glsoat-AbCdEfGhIjKlMnOpQrSt", SCIMToken},
+	{"glffct-AbCdEfGhIjKlMnOpQrSt", FeatureFlagsToken},
+	{"glwt-AbCdEfGhIjKlMnOpQrSt", WorkspaceToken},
+}
+
+func TestPlantedTokensAreClassifiedAndRedacted(t *testing.T) {
+	for _, p := range planted {
+		assert.Check(t, is.Equal(Classify(p.tok), p.kind), p.tok)
+		for _, text := range []string{p.tok, "a " + p.tok + " b", `{"token":"` + p.tok + `"}`, "url?t=" + p.tok + "&x=1", p.tok + "."} {
+			got := Redact(text)
+			assert.Check(t, !strings.Contains(got, "AbCdEfGhIj"), "%q leaked in %q", p.tok, got)
+			assert.Check(t, is.Contains(got, "[REDACTED "), text)
+		}
+		ms := Find("x "+p.tok+" y", 1)
+		assert.Check(t, is.Len(ms, 1), p.tok)
+		if len(ms) == 1 {
+			assert.Check(t, is.Equal(ms[0].Shape.Kind, p.kind), p.tok)
+			assert.Check(t, is.Equal(ms[0].Start, 2), p.tok)
+			assert.Check(t, is.Equal(ms[0].End, 2+len(p.tok)), p.tok)
+		}
+	}
+}
+
+func TestEveryRowHasAPlantedToken(t *testing.T) {
+	seen := map[Kind]bool{}
+	for _, p := range planted {
+		seen[p.kind] = true
+	}
+	for _, sh := range Shapes() {
+		assert.Check(t, seen[sh.Kind], "no planted token for %s: add one to planted", sh.Prefix)
+		assert.Check(t, sh.Label != "" && sh.Explain != "", sh.Prefix)
+	}
+}
+
+func TestFindKeepsWordsThatOnlyNameAPrefix(t *testing.T) {
+	in := "expected a runner authentication token (glrt-), or glrt-… from create; glpat-x is short"
+	assert.Equal(t, Redact(in), in)
+	assert.Check(t, is.Len(Find(in, 1), 1), "glpat-x has a one-character tail")
+	assert.Check(t, is.Len(Find(in, 0), 3))
 }
