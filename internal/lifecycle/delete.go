@@ -26,7 +26,7 @@ func (s *Service) Delete(ctx context.Context, r Resolved) (Result, error) {
 			return res, notManaged(r.Var)
 		}
 		res.RunnerID = rec.RunnerID
-		recorded, err = s.API.GetRunner(ctx, rec.RunnerID)
+		recorded, err = s.recordedRunner(ctx, r, rec)
 		switch {
 		case gitlab.IsNotFound(err):
 			recorded = nil

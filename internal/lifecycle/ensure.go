@@ -65,7 +65,7 @@ func (s *Service) ensureOnce(ctx context.Context, r Resolved) (Result, error) {
 	}
 	moved := int64(0)
 	if v != nil {
-		runner, err := s.API.GetRunner(ctx, rec.RunnerID)
+		runner, err := s.recordedRunner(ctx, r, rec)
 		switch {
 		case err == nil && s.sameOwner(r, runner):
 			return s.converge(ctx, r, v, rec, runner, res)
@@ -121,13 +121,11 @@ func (s *Service) sameOwner(r Resolved, runner *gitlab.Runner) bool {
 func (s *Service) converge(ctx context.Context, r Resolved, v *gitlab.Variable, rec record.Variable, runner *gitlab.Runner, res Result) (Result, error) {
 	res.RunnerID = runner.ID
 	res.TokenExpiresAt = rec.TokenExpiresAt
-	userNote, marker, ok := record.ParseNote(runner.MaintenanceNote)
-	if !ok {
-		marker = record.Runner{Target: r.Var.Target(), CreatedAt: s.Now()}
-	}
+	// recordedRunner accepted it, so it carries the marker for this variable.
+	userNote, marker, _ := record.ParseNote(runner.MaintenanceNote)
 	want := r.Attrs
 	want.MaintenanceNote = record.ComposeNote(r.Attrs.MaintenanceNote, marker)
-	changes := runnerChanges(r.Attrs, userNote, ok, runner)
+	changes := runnerChanges(r.Attrs, userNote, runner)
 	if len(changes) > 0 {
 		if err := s.API.UpdateRunner(ctx, runner.ID, want); err != nil {
 			return res, err
@@ -177,7 +175,7 @@ func (s *Service) converge(ctx context.Context, r Resolved, v *gitlab.Variable, 
 }
 
 // runnerChanges lists the attributes that differ between the spec and GitLab.
-func runnerChanges(a gitlab.RunnerAttrs, userNote string, marked bool, r *gitlab.Runner) []string {
+func runnerChanges(a gitlab.RunnerAttrs, userNote string, r *gitlab.Runner) []string {
 	var c []string
 	add := func(cond bool, name string) {
 		if cond {
@@ -191,7 +189,7 @@ func runnerChanges(a gitlab.RunnerAttrs, userNote string, marked bool, r *gitlab
 	add(r.Paused != a.Paused, "paused")
 	add(r.AccessLevel != a.AccessLevel, "access_level")
 	add(r.MaximumTimeout != a.MaximumTimeout, "maximum_timeout")
-	add(!marked || userNote != strings.TrimRight(a.MaintenanceNote, "\n "), "maintenance_note")
+	add(userNote != strings.TrimRight(a.MaintenanceNote, "\n "), "maintenance_note")
 	return c
 }
 

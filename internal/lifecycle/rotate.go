@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -47,8 +48,10 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 	}
 	res.RunnerID = rec.RunnerID
 	res.TokenExpiresAt = rec.TokenExpiresAt
-	runner, err := s.API.GetRunner(ctx, rec.RunnerID)
+	runner, err := s.recordedRunner(ctx, r, rec)
 	switch {
+	case errors.Is(err, ErrNotCreatedFor):
+		return res, err
 	case gitlab.IsNotFound(err):
 		return res, fail.WithCode(fail.CodeNotFound, fmt.Errorf("runner %d recorded in %s no longer exists: run runner-bootstrap create to replace it", rec.RunnerID, r.Var))
 	case err != nil && o.RunnerToken == nil:

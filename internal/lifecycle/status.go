@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -18,6 +19,9 @@ const (
 	HealthStale           = "stale_token"
 	HealthRunnerMissing   = "runner_missing"
 	HealthVariableMissing = "variable_missing"
+	// HealthForeignRunner: the variable's description names a runner that was not created
+	// for it (see recordedRunner); status reads nothing more about that runner.
+	HealthForeignRunner = "not_created_for_variable"
 )
 
 // Report is what status prints.
@@ -62,7 +66,10 @@ func (s *Service) Status(ctx context.Context, r Resolved, warnWithin time.Durati
 	if !rec.TokenSetAt.IsZero() {
 		rep.TokenSetAt = &rec.TokenSetAt
 	}
-	runner, err := s.API.GetRunner(ctx, rec.RunnerID)
+	runner, err := s.recordedRunner(ctx, r, rec)
+	if errors.Is(err, ErrNotCreatedFor) {
+		return s.finish(rep, HealthForeignRunner, fail.CodeVariableMissing, err.Error()), nil
+	}
 	if gitlab.IsNotFound(err) {
 		return s.finish(rep, HealthRunnerMissing, fail.CodeRunnerGone, fmt.Sprintf("runner %d recorded in %s no longer exists; runner-bootstrap create replaces it", rec.RunnerID, r.Var)), nil
 	}
