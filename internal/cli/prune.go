@@ -15,7 +15,7 @@ type PruneCmd struct {
 	OwnerFlags
 	Instance   bool          `name:"instance" help:"Look at instance runners (admin)."`
 	RunnerType []string      `name:"runner-type" enum:"instance_type,group_type,project_type" sep:"," placeholder:"TYPE" help:"Runner types to look at (default: the owner's own type)."`
-	OlderThan  time.Duration `name:"older-than" placeholder:"DURATION" help:"Also prune runners with no contact for this long, e.g. 720h."`
+	OlderThan  time.Duration `name:"older-than" placeholder:"DURATION" help:"Grace period: prune an unreferenced runner only when it has had no contact (or, never contacted, was created) this long ago, e.g. 720h; a runner a live variable references is never pruned."`
 	DryRun     bool          `name:"dry-run" help:"List what would be deleted and change nothing."`
 }
 

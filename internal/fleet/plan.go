@@ -344,7 +344,7 @@ func (p *Plan) planPrune(ctx context.Context, f *Fleet, lists []listKey) {
 	var items []*Item
 	for _, c := range cands {
 		d, err := p.snap.runner(ctx, c.id)
-		if err != nil || d == nil || !ownedBy(d, c.l) {
+		if err != nil || d == nil || !lifecycle.OwnedBy(d, c.l.kind, c.l.id, c.l.typ) {
 			if err != nil && !gitlab.IsNotFound(err) {
 				f.Log.WithField("runner_id", c.id).Warnf("--prune leaves runner %d alone: %v", c.id, err)
 			}
@@ -402,23 +402,6 @@ func (p *Plan) recordsRunner(ctx context.Context, ref gitlab.VarRef, id int64) (
 	}
 	rec, ok := record.ParseVariable(v.Description)
 	return ok && rec.RunnerID == id, nil
-}
-
-// ownedBy reports whether GitLab says the runner belongs to the owner of the list: a group's
-// list includes its ancestors' runners, and a project's list runners shared with it.
-func ownedBy(d *gitlab.Runner, l listKey) bool {
-	if d.Type != string(l.typ) {
-		return false
-	}
-	switch l.kind {
-	case spec.OwnerProject:
-		// A runner enabled in several projects lists them in no particular order: it is not
-		// pruned from any of them.
-		return len(d.ProjectIDs) == 1 && d.ProjectIDs[0] == l.id
-	case spec.OwnerGroup:
-		return len(d.GroupIDs) > 0 && d.GroupIDs[0] == l.id
-	}
-	return l.typ == spec.InstanceType
 }
 
 // refsToResolve lists the projects and groups to look up: those of the shard's entries, and

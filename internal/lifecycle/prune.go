@@ -15,7 +15,10 @@ type PruneOptions struct {
 	Owner   spec.OwnerKind
 	OwnerID int64
 	Types   []spec.RunnerType
-	// OlderThan also prunes referenced runners not contacted for this long (0: never).
+	// OlderThan is a grace period: an unreferenced runner is pruned only when its last contact
+	// (or, never contacted, its creation) is older than this (0: at once). A runner a live
+	// variable references is never pruned, whatever its age: its token is what the variable's
+	// deploy jobs hand out.
 	OlderThan time.Duration
 	DryRun    bool
 }
@@ -30,9 +33,11 @@ type PruneItem struct {
 	Deleted     bool   `json:"deleted"`
 }
 
-// Prune finds runners this tool created (they carry its marker) that no variable references
-// any more, or that are stale beyond OlderThan, and deletes them unless DryRun. Runners
-// without the marker are never touched.
+// Prune finds runners this tool created (they carry its marker) that the owner owns and that
+// no variable references any more (and, with OlderThan, that have been idle that long), and
+// deletes them unless DryRun. Runners without the marker, runners the list shows but another
+// owner owns (a group's list shows its ancestors' runners, a project's list runners shared
+// with it), and runners a live variable references are never touched.
 func (s *Service) Prune(ctx context.Context, o PruneOptions) ([]PruneItem, error) {
 	items := []PruneItem{}
 	vars := map[string]*record.Variable{}
@@ -55,7 +60,7 @@ func (s *Service) Prune(ctx context.Context, o PruneOptions) ([]PruneItem, error
 				return items, err
 			}
 			_, m, ok := record.ParseNote(d.MaintenanceNote)
-			if !ok {
+			if !ok || !OwnedBy(d, o.Owner, o.OwnerID, typ) {
 				continue
 			}
 			reason, err := s.pruneReason(ctx, d, m, vars, o.OlderThan)
@@ -96,20 +101,23 @@ func (s *Service) pruneReason(ctx context.Context, d *gitlab.Runner, m record.Ru
 		}
 		vars[m.Target] = rec
 	}
-	if rec == nil || rec.RunnerID != d.ID {
-		return fmt.Sprintf("no variable references it (created for %s)", m.Target), nil
+	if rec != nil && rec.RunnerID == d.ID {
+		return "", nil
 	}
+	reason := fmt.Sprintf("no variable references it (created for %s)", m.Target)
 	if olderThan > 0 {
 		last := m.CreatedAt
 		if d.ContactedAt != nil {
 			last = *d.ContactedAt
 		}
-		if !last.IsZero() && s.Now().Sub(last) > olderThan {
-			if d.ContactedAt == nil {
-				return fmt.Sprintf("never contacted since it was created %s ago", roundDuration(s.Now().Sub(last))), nil
-			}
-			return fmt.Sprintf("last contact %s ago, beyond --older-than %s", roundDuration(s.Now().Sub(last)), olderThan), nil
+		idle := s.Now().Sub(last)
+		if last.IsZero() || idle <= olderThan {
+			return "", nil
 		}
+		if d.ContactedAt == nil {
+			return fmt.Sprintf("%s and never contacted since it was created %s ago", reason, roundDuration(idle)), nil
+		}
+		return fmt.Sprintf("%s and last contacted %s ago, beyond --older-than %s", reason, roundDuration(idle), olderThan), nil
 	}
-	return "", nil
+	return reason, nil
 }

@@ -225,25 +225,39 @@ func TestPruneOnlyTouchesMarkedUnreferencedRunners(t *testing.T) {
 	assert.Check(t, ok)
 }
 
-func TestPruneOlderThanDeletesOnlyStaleMarkedRunners(t *testing.T) {
+// TestPruneOlderThanNeverDeletesAReferencedRunner: --older-than is a grace period for
+// unreferenced runners; a runner whose token a live variable holds is kept however idle it is
+// (its managers may simply be switched off), and an unreferenced one is pruned only once idle
+// beyond the window.
+func TestPruneOlderThanNeverDeletesAReferencedRunner(t *testing.T) {
 	e := setup(t, maintainer)
 	now := withClock(e, time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC))
-	_, stale := e.created(t)
-	other := projectSpec()
-	other.Variable.Key = "FRESH"
-	fresh, err := e.svc.Ensure(e.ctx, e.resolve(t, other))
+	_, referenced := e.created(t)
+	gone := projectSpec()
+	gone.Variable.Key = "GONE"
+	old, err := e.svc.Ensure(e.ctx, e.resolve(t, gone))
 	assert.NilError(t, err)
 	*now = now.Add(40 * 24 * time.Hour)
-	e.fake.ContactRunner(fresh.RunnerID, "s_0123456789ab")
+	recent := projectSpec()
+	recent.Variable.Key = "RECENT"
+	young, err := e.svc.Ensure(e.ctx, e.resolve(t, recent))
+	assert.NilError(t, err)
+	c, err := gitlab.New(gitlab.Config{BaseURL: e.seed.URL, Token: e.seed.MaintainerToken, NoRetries: true})
+	assert.NilError(t, err)
+	for _, k := range []string{"GONE", "RECENT"} {
+		assert.NilError(t, c.DeleteVariable(e.ctx, gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: e.seed.DeployProjectID, Key: k, Scope: "*"}))
+	}
 
 	o := lifecycle.PruneOptions{Owner: spec.OwnerProject, OwnerID: e.seed.DeployProjectID, Types: []spec.RunnerType{spec.ProjectType}, OlderThan: 30 * 24 * time.Hour}
 	items, err := e.svc.Prune(e.ctx, o)
 	assert.NilError(t, err)
 	assert.Assert(t, is.Len(items, 1))
-	assert.Check(t, is.Equal(items[0].RunnerID, stale.RunnerID))
+	assert.Check(t, is.Equal(items[0].RunnerID, old.RunnerID))
 	assert.Check(t, is.Contains(items[0].Reason, "never contacted since it was created"))
-	_, ok := e.fake.Runner(fresh.RunnerID)
-	assert.Check(t, ok, "a runner contacted recently is kept")
+	_, ok := e.fake.Runner(referenced.RunnerID)
+	assert.Check(t, ok, "a runner a live variable references is never pruned by age")
+	_, ok = e.fake.Runner(young.RunnerID)
+	assert.Check(t, ok, "an unreferenced runner inside the grace period is kept")
 }
 
 func TestRotateWithRunnerTokenOfAnotherRunnerChangesNothing(t *testing.T) {
