@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -53,6 +54,10 @@ type Client struct {
 	gl        *gl.Client
 	base      *url.URL
 	noRetries bool
+
+	// server is what Server learned, read once per run.
+	serverMu sync.Mutex
+	server   *Server
 }
 
 // New validates cfg and builds a client. Nothing is sent yet.

@@ -32,6 +32,9 @@ func (s *Server) handleAPI(r *http.Request, body []byte, segs []string) *respons
 		method = http.MethodGet
 	}
 	rt, args := matchRoute(method, segs)
+	if rt != nil && !s.routeExists(rt) {
+		rt = nil
+	}
 	if rt == nil {
 		c.grapeError(http.StatusNotFound, "404 Not Found")
 		return c.resp
@@ -133,7 +136,7 @@ func (s *Server) authenticate(c *call, rt *route, body []byte) bool {
 		c.invalidToken(revokedDescription)
 		return false
 	}
-	accepted := rt.acceptedScopes(c.r.Method)
+	accepted := slices.DeleteFunc(rt.acceptedScopes(c.r.Method), func(sc string) bool { return !s.scopeExists(sc) })
 	if !slices.ContainsFunc(t.scopes, func(sc string) bool { return slices.Contains(accepted, sc) }) {
 		scope := strings.Join(accepted, " ")
 		c.resp.header.Set("WWW-Authenticate", `Bearer realm="The API", error="insufficient_scope", error_description="`+scopeDescription+`", scope="`+scope+`"`)
@@ -145,6 +148,7 @@ func (s *Server) authenticate(c *call, rt *route, body []byte) bool {
 		return false
 	}
 	c.user = s.userByID(t.userID)
+	c.token = t
 	return true
 }
 

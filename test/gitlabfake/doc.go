@@ -7,6 +7,15 @@
 // that reference is unsure, the fake picks the stricter behaviour and says so in a
 // comment marked "Stricter:".
 //
+// It emulates one GitLab release, edition and licence tier (GitLab option, SetGitLab, the
+// binary's --gitlab-version and --tier; default NewestVersion EE Premium) as the version matrix
+// ../shared/reference/gitlab-versions.md describes it: params a release does not declare are
+// dropped silently, routes it lacks answer 404, and 16.11 to 17.3 store hidden variables but
+// still return their values. GET /metadata, /version, /user, /personal_access_tokens/self and
+// the members/all lookups are served for version detection and preflight checks.
+// VariableWrites lists every state a variable was written in, to prove a token was never stored
+// unmasked even for a moment.
+//
 // The fake serves under /api/v4/ and exposes control endpoints under /-/fake/ (no auth)
 // for the standalone binary in cmd/gitlabfake. All state sits behind one mutex.
 //

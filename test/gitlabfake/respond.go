@@ -57,6 +57,7 @@ type call struct {
 	route *route
 	p     params
 	user  *user
+	token *accessToken
 	resp  *response
 }
 

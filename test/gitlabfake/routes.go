@@ -18,8 +18,10 @@ type route struct {
 	method  string
 	pattern []string // ":name" segments are parameters
 	auth    authMode
-	// extraScope is accepted besides api (and read_api on GET).
-	extraScope string
+	// extraScopes are accepted besides api (and read_api on GET).
+	extraScopes []string
+	// since is the first release (major, minor) that has the route; zero: every release.
+	since [2]int
 	// owner is the variable owner kind: "project", "group" or "instance".
 	owner  string
 	handle func(*Server, *call)
@@ -31,10 +33,7 @@ func (rt *route) acceptedScopes(method string) []string {
 	if method == http.MethodGet || method == http.MethodHead {
 		scopes = append(scopes, "read_api")
 	}
-	if rt.extraScope != "" {
-		scopes = append(scopes, rt.extraScope)
-	}
-	return scopes
+	return append(scopes, rt.extraScopes...)
 }
 
 func endpoint(method, path string, h func(*Server, *call), opts ...func(*route)) route {
@@ -46,13 +45,28 @@ func endpoint(method, path string, h func(*Server, *call), opts ...func(*route))
 }
 
 func runnerToken(rt *route)  { rt.auth = authRunner }
-func createRunner(rt *route) { rt.extraScope = "create_runner" }
-func manageRunner(rt *route) { rt.extraScope = "manage_runner" }
+func createRunner(rt *route) { rt.extraScopes = append(rt.extraScopes, "create_runner") }
+func manageRunner(rt *route) { rt.extraScopes = append(rt.extraScopes, "manage_runner") }
+func readUser(rt *route)     { rt.extraScopes = append(rt.extraScopes, "read_user", "ai_features") }
+
+// anyScope is for routes every token may call about itself (personal_access_tokens/self).
+func anyScope(rt *route) {
+	rt.extraScopes = append(rt.extraScopes, "read_api", "read_user", "read_repository", "write_repository",
+		"read_registry", "write_registry", "sudo", "admin_mode", "create_runner", "manage_runner", "ai_features", "k8s_proxy", "self_rotate")
+}
+func since(major, minor int) func(*route) { return func(rt *route) { rt.since = [2]int{major, minor} } }
 func ownedBy(kind string) func(*route) {
 	return func(rt *route) { rt.owner = kind }
 }
 
 var routes = []route{
+	endpoint("GET", "/metadata", (*Server).getMetadata, readUser),
+	endpoint("GET", "/version", (*Server).getMetadata, readUser),
+	endpoint("GET", "/user", (*Server).getCurrentUser, readUser),
+	endpoint("GET", "/personal_access_tokens/self", (*Server).getTokenSelf, anyScope),
+	endpoint("GET", "/projects/:id/members/all/:user_id", (*Server).getMemberAll, ownedBy("project")),
+	endpoint("GET", "/groups/:id/members/all/:user_id", (*Server).getMemberAll, ownedBy("group")),
+
 	endpoint("POST", "/user/runners", (*Server).createUserRunner, createRunner),
 
 	endpoint("GET", "/runners", (*Server).listOwnedRunners),
@@ -60,7 +74,7 @@ var routes = []route{
 	endpoint("GET", "/runners/:id", (*Server).getRunner, manageRunner),
 	endpoint("PUT", "/runners/:id", (*Server).updateRunner, manageRunner),
 	endpoint("DELETE", "/runners/:id", (*Server).deleteRunner, manageRunner),
-	endpoint("GET", "/runners/:id/managers", (*Server).listRunnerManagers, manageRunner),
+	endpoint("GET", "/runners/:id/managers", (*Server).listRunnerManagers, manageRunner, since(17, 1)),
 	endpoint("POST", "/runners/:id/reset_authentication_token", (*Server).resetRunnerTokenByID, manageRunner),
 
 	endpoint("POST", "/runners", (*Server).registerLegacyRunner, runnerToken),

@@ -41,6 +41,10 @@ func (s *Server) resetRunnerTokenByToken(c *call) {
 		c.forbidden("")
 		return
 	}
+	if r.rotationDeadline != nil && !r.rotationDeadline.After(s.now()) {
+		c.badRequest("Token rotation deadline has passed")
+		return
+	}
 	s.resetToken(r)
 	c.resp.json(http.StatusCreated, resetTokenJSON{Token: r.token, TokenExpiresAt: timePtrJSON(r.tokenExpiresAt)})
 }

@@ -45,11 +45,13 @@ type runner struct {
 	maximumTimeout  *int64
 	token           string
 	tokenExpiresAt  *time.Time
-	createdAt       time.Time
-	updatedAt       time.Time
-	contactedAt     *time.Time
-	creatorID       int64
-	managers        []*manager
+	// rotationDeadline is token_rotation_deadline (EE 18.10+): no reset after it.
+	rotationDeadline *time.Time
+	createdAt        time.Time
+	updatedAt        time.Time
+	contactedAt      *time.Time
+	creatorID        int64
+	managers         []*manager
 }
 
 type manager struct {
@@ -121,6 +123,7 @@ func (s *Server) removeRunner(id int64) bool {
 
 // resetToken is reset_token!: a new token, expiry recomputed, the old one dead at once.
 func (s *Server) resetToken(r *runner) {
+	r.rotationDeadline = nil
 	prefix := map[string]string{typeInstance: "t1_", typeGroup: "t2_", typeProject: "t3_"}[r.typ]
 	r.token = "glrt-" + prefix + s.randomString(20)
 	r.tokenExpiresAt = nil
@@ -302,7 +305,8 @@ type runnerDetailsJSON struct {
 	MaintenanceNote *string             `json:"maintenance_note"`
 	Projects        []runnerProjectJSON `json:"projects"`
 	Groups          []runnerGroupJSON   `json:"groups"`
-	TokenExpiresAt  *string             `json:"token_expires_at"`
+	// TokenExpiresAt is a JSON time or null, and absent before 19.0 (#8; see versions.go).
+	TokenExpiresAt any `json:"token_expires_at,omitempty"`
 }
 
 type managerJSON struct {
@@ -359,7 +363,9 @@ func (s *Server) runnerDetails(c *call, r *runner) runnerDetailsJSON {
 		ContactedAt:    timePtrJSON(r.contactedAt),
 		Projects:       []runnerProjectJSON{},
 		Groups:         []runnerGroupJSON{},
-		TokenExpiresAt: timePtrJSON(r.tokenExpiresAt),
+	}
+	if s.release.at(19, 0) {
+		d.TokenExpiresAt = timePtrJSON(r.tokenExpiresAt)
 	}
 	var latest *manager
 	for _, m := range r.managers {
@@ -433,6 +439,7 @@ func (s *Server) createUserRunner(c *call) {
 	tags, _ := v.tagList("tag_list")
 	access, hasAccess := v.values("access_level", false, notProtected, refProtected)
 	maxTimeout, _ := v.integer("maximum_timeout")
+	expiry := s.readExpiryParams(v)
 	if v.failed() {
 		c.grapeError(http.StatusBadRequest, v.message())
 		return
@@ -495,12 +502,20 @@ func (s *Server) createUserRunner(c *call) {
 		c.badRequest(toSentence(e.fullMessages()))
 		return
 	}
+	if msg := s.checkExpiry(expiry); msg != "" {
+		c.badRequest(msg)
+		return
+	}
 
 	now := s.now()
 	s.nextRunnerID++
 	rn.id = s.nextRunnerID
 	rn.createdAt = now
 	s.resetToken(rn)
+	if expiry.expiresAt != nil {
+		rn.tokenExpiresAt = expiry.expiresAt
+		rn.rotationDeadline = expiry.deadline
+	}
 	s.runners = append(s.runners, rn)
 	c.resp.json(http.StatusCreated, tokenJSON{ID: rn.id, Token: rn.token, TokenExpiresAt: timePtrJSON(rn.tokenExpiresAt)})
 }
@@ -658,6 +673,11 @@ func (s *Server) resetRunnerTokenByID(c *call) {
 	}
 	if !s.canUpdateRunner(c.user, r) {
 		c.forbidden(noAccess)
+		return
+	}
+	if r.rotationDeadline != nil && !r.rotationDeadline.After(s.now()) {
+		// EE ResetAuthenticationTokenService: reason :forbidden, rendered as {"error": ...}.
+		c.resp.json(http.StatusForbidden, map[string]string{"error": "Token rotation deadline has passed"})
 		return
 	}
 	s.resetToken(r)

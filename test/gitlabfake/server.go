@@ -14,6 +14,8 @@ import (
 
 // Server is the fake GitLab. It is an http.Handler; Start serves it on a local port.
 type Server struct {
+	release               gitlabRelease
+	varWrites             []Variable
 	groupScopesUnlicensed bool
 	mu                    sync.Mutex
 
@@ -34,6 +36,7 @@ type Server struct {
 	nextRunnerID  int64
 	nextManagerID int64
 	nextVarID     int64
+	nextTokenID   int64
 
 	runnerTokenExpiration time.Duration
 	seed                  *Seed
@@ -58,6 +61,7 @@ func New() *Server {
 	return &Server{
 		clock:   time.Now,
 		rng:     rand.NewChaCha8([32]byte{'g', 'i', 't', 'l', 'a', 'b', 'f', 'a', 'k', 'e'}),
+		release: gitlabRelease{major: 19, minor: 6, patch: 1, enterprise: true, tier: TierPremium},
 		tokens:  map[string]*accessToken{},
 		members: map[memberKey]Role{},
 		// Kinds get distinct id ranges so a test can't mix a group id up with a project id.
@@ -69,10 +73,14 @@ func New() *Server {
 	}
 }
 
-// NewTest returns a seeded, started server that is closed when the test ends.
-func NewTest(t testing.TB) (*Server, Seed) {
+// NewTest returns a seeded, started server that is closed when the test ends. Options choose
+// the emulated GitLab (GitLab("16.5.0", "")); the default is NewestVersion EE Premium.
+func NewTest(t testing.TB, opts ...Option) (*Server, Seed) {
 	t.Helper()
 	s := New()
+	for _, o := range opts {
+		o(s)
+	}
 	s.Seed()
 	s.Start()
 	t.Cleanup(s.Close)

@@ -52,29 +52,60 @@ type variableJSON struct {
 	Masked           bool    `json:"masked"`
 	Raw              bool    `json:"raw"`
 	EnvironmentScope *string `json:"environment_scope,omitempty"`
-	Description      *string `json:"description"`
+	// Description is a *string, or nil (no key at all) before 16.2 (instance: 16.8), #11.
+	Description any `json:"description,omitempty"`
 }
 
-// variableEntity is Entities::Ci::Variable. Hidden values are always null;
-// instance variables have no environment_scope and no hidden.
-func variableEntity(v *variable) variableJSON {
+// variableEntity is Entities::Ci::Variable. Hidden values are null from 17.4 (#12; before,
+// ci_hidden_variables is off by default and the value is still returned); instance variables
+// have no environment_scope and no hidden; hidden exists from 16.11 and description from
+// 16.2 (instance 16.8), and older releases have no such key at all (#11, #12).
+func (s *Server) variableEntity(v *variable) variableJSON {
 	j := variableJSON{
 		VariableType: v.varType,
 		Key:          v.key,
 		Protected:    v.protected,
 		Masked:       v.masked,
 		Raw:          v.raw,
-		Description:  v.description,
 	}
-	if !v.hidden {
+	if s.descriptionKept(v.owner) {
+		j.Description = v.description
+	}
+	if !v.hidden || !s.release.at(17, 4) {
 		val := v.value
 		j.Value = &val
 	}
 	if v.owner != ownerInstance {
-		h, sc := v.hidden, v.scope
-		j.Hidden, j.EnvironmentScope = &h, &sc
+		sc := v.scope
+		j.EnvironmentScope = &sc
+		if s.release.at(16, 11) {
+			h := v.hidden
+			j.Hidden = &h
+		}
 	}
 	return j
+}
+
+// descriptionKept is #11: the description param is declared from 16.2 (instance 16.8).
+func (s *Server) descriptionKept(owner string) bool {
+	if owner == ownerInstance {
+		return s.release.at(16, 8)
+	}
+	return s.release.at(16, 2)
+}
+
+// recordWrite keeps every state a variable was written in, so a test can prove a token was
+// never stored unmasked, not even for a moment.
+func (s *Server) recordWrite(v *variable) {
+	s.varWrites = append(s.varWrites, exportVariable(v))
+}
+
+// VariableWrites lists every variable as it was right after each successful create or
+// update, values included, oldest first.
+func (s *Server) VariableWrites() []Variable {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.varWrites)
 }
 
 // variableOwner authorizes the request for the route's owner kind: project
@@ -199,8 +230,9 @@ func (s *Server) validateVariable(nv, previous *variable) *fieldErrors {
 	if nv.description != nil && utf8.RuneCountInString(*nv.description) > 255 {
 		e.add("description", "is too long (maximum is 255 characters)")
 	}
-	if previous != nil {
-		// Ci::HidableVariable update rules.
+	if previous != nil && s.release.at(17, 4) {
+		// Ci::HidableVariable update rules (their guards are off while ci_hidden_variables is,
+		// the default before 17.4: #12).
 		if nv.hidden != previous.hidden {
 			e.add("base", "Only new variables can be set as masked and hidden.")
 		} else if previous.hidden && nv.masked != previous.masked {
@@ -224,7 +256,7 @@ func (s *Server) listVariables(c *call) {
 	}
 	out := []variableJSON{}
 	for _, vr := range paginate(c, pg, s.ownedVariables(c.route.owner, ownerID)) {
-		out = append(out, variableEntity(vr))
+		out = append(out, s.variableEntity(vr))
 	}
 	c.resp.json(http.StatusOK, out)
 }
@@ -242,7 +274,7 @@ func (s *Server) getVariable(c *call) {
 		return
 	}
 	if vr := s.findVariable(c, ownerID, c.variableKey(), scope); vr != nil {
-		c.resp.json(http.StatusOK, variableEntity(vr))
+		c.resp.json(http.StatusOK, s.variableEntity(vr))
 	}
 }
 
@@ -269,7 +301,8 @@ func readVariableParams(c *call, v *validator, create bool) variableParams {
 	}
 	vp.protected = v.boolean("protected")
 	vp.masked = v.boolean("masked")
-	if c.route.owner != ownerInstance {
+	if c.route.owner != ownerInstance && c.s.release.at(16, 11) {
+		// #12: declared from 16.11; older releases drop it silently.
 		vp.maskedAndHidden = v.boolean("masked_and_hidden")
 	}
 	vp.raw = v.boolean("raw")
@@ -277,12 +310,14 @@ func readVariableParams(c *call, v *validator, create bool) variableParams {
 	if c.route.owner != ownerInstance {
 		vp.scope, vp.hasScope = v.str("environment_scope")
 	}
-	if c.route.owner == ownerGroup && c.s.groupScopesUnlicensed {
+	if c.route.owner == ownerGroup && c.s.groupScopesDropped() {
 		// EE's filter_variable_parameters drops environment_scope for group variables without
 		// a Premium licence (GitLab.com Free and self-managed Free).
 		vp.scope, vp.hasScope = "", false
 	}
-	vp.description, vp.hasDesc = v.str("description")
+	if c.s.descriptionKept(c.route.owner) {
+		vp.description, vp.hasDesc = v.str("description")
+	}
 	return vp
 }
 
@@ -337,7 +372,8 @@ func (s *Server) createVariable(c *call) {
 	s.nextVarID++
 	nv.id = s.nextVarID
 	s.variables = append(s.variables, nv)
-	c.resp.json(http.StatusCreated, variableEntity(nv))
+	s.recordWrite(nv)
+	c.resp.json(http.StatusCreated, s.variableEntity(nv))
 }
 
 // PUT .../variables/:key
@@ -352,6 +388,10 @@ func (s *Server) updateVariable(c *call) {
 	if v.failed() {
 		c.grapeError(http.StatusBadRequest, v.message())
 		return
+	}
+	if c.route.owner == ownerGroup && !s.release.at(16, 9) {
+		// #16: before 16.9 group PUT ignores filter and finds the key alone.
+		scope = nil
 	}
 	var old *variable
 	if c.route.owner == ownerGroup && scope == nil {
@@ -383,7 +423,8 @@ func (s *Server) updateVariable(c *call) {
 		return
 	}
 	*old = upd
-	c.resp.json(http.StatusOK, variableEntity(old))
+	s.recordWrite(old)
+	c.resp.json(http.StatusOK, s.variableEntity(old))
 }
 
 // DELETE .../variables/:key

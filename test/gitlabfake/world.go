@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Role is a GitLab membership access level.
@@ -26,11 +27,14 @@ type user struct {
 }
 
 type accessToken struct {
-	value   string
-	userID  int64
-	scopes  []string
-	expired bool
-	revoked bool
+	id        int64
+	name      string
+	expiresAt *time.Time
+	value     string
+	userID    int64
+	scopes    []string
+	expired   bool
+	revoked   bool
 }
 
 type group struct {
@@ -84,7 +88,8 @@ func (s *Server) AddToken(username string, scopes []string, opts ...TokenOption)
 	if u == nil {
 		panic(fmt.Sprintf("gitlabfake: no user %q", username))
 	}
-	t := &accessToken{value: "glpat-" + s.randomString(20), userID: u.id, scopes: slices.Clone(scopes)}
+	s.nextTokenID++
+	t := &accessToken{id: s.nextTokenID, name: "runner-bootstrap", value: "glpat-" + s.randomString(20), userID: u.id, scopes: slices.Clone(scopes)}
 	for _, o := range opts {
 		o(t)
 	}

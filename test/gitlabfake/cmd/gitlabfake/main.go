@@ -37,6 +37,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	expiration := fs.Duration("runner-token-expiration", 0, "runner token lifetime (0: never expire)")
 	latency := fs.Duration("latency", 0, "latency added to every API request")
 	rateLimit := fs.Int("rate-limit", 0, "authenticated API requests per minute per user (0: off)")
+	version := fs.String("gitlab-version", gitlabfake.NewestVersion+"-ee", "GitLab release to emulate: X.Y.Z (CE) or X.Y.Z-ee (EE)")
+	tier := fs.String("tier", "", "licence tier of an EE release: free, premium or ultimate (default premium)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -48,6 +50,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	url := "http://" + ln.Addr().String()
 	s := gitlabfake.New()
+	if err := s.SetGitLab(*version, *tier); err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		_ = ln.Close()
+		return 2
+	}
 	s.SetBaseURL(url)
 	s.SetRunnerTokenExpiration(*expiration)
 	s.SetLatency(*latency)
