@@ -8,11 +8,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -102,8 +104,9 @@ func New(cfg Config) (*Client, error) {
 		ExpectContinueTimeout: time.Second,
 	}
 	httpClient := &http.Client{
-		Transport: &logTransport{next: transport, log: cfg.Log},
-		Timeout:   cfg.RequestTimeout,
+		Transport:     &logTransport{next: &guardTransport{next: transport, base: base, insecure: cfg.InsecureHTTP}, log: cfg.Log},
+		Timeout:       cfg.RequestTimeout,
+		CheckRedirect: refuseRedirect,
 	}
 	opts := []gl.ClientOptionFunc{
 		gl.WithBaseURL(base.String() + "/api/v4"),
@@ -157,6 +160,87 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// RedirectError is a redirect the client refused to follow. GitLab's API never redirects a
+// correct request; following one would send PRIVATE-TOKEN (and, on a 307/308 variable write,
+// the body with the runner token) to wherever the answer points, in clear if it points to
+// http, and report success for a write that never reached GitLab.
+type RedirectError struct {
+	// URL is where the request was sent (scheme, host and path; no query).
+	URL string
+	// Status is the redirect's HTTP status.
+	Status int
+	// Location is where the server pointed (scheme and host only: the rest is the server's).
+	Location string
+	// Suggest is the --gitlab-url the Location suggests, if it looks like the same API elsewhere.
+	Suggest string
+}
+
+func (e *RedirectError) Error() string {
+	fix := "set --gitlab-url to the address of the GitLab instance itself (what the browser shows, without /api/v4)"
+	if e.Suggest != "" {
+		fix = "if " + e.Suggest + " is your GitLab instance, set --gitlab-url to " + e.Suggest
+	}
+	return fmt.Sprintf("the request to %s was answered with a redirect (%d) to %s, which runner-bootstrap never follows because it would carry the access token there: %s", e.URL, e.Status, e.Location, fix)
+}
+
+// refuseRedirect is the http.Client's CheckRedirect: every redirect is an error. req is the
+// request the redirect would send; via[0] is the one that was answered with it.
+func refuseRedirect(req *http.Request, via []*http.Request) error {
+	prev := via[len(via)-1]
+	e := &RedirectError{URL: printableURL(prev.URL), Location: req.URL.Scheme + "://" + req.URL.Host}
+	if req.Response != nil {
+		e.Status = req.Response.StatusCode
+	}
+	if i := strings.Index(req.URL.Path, "/api/v4/"); i >= 0 && (req.URL.Scheme == "https" || isLoopback(req.URL.Hostname())) {
+		if prefix := req.URL.Path[:i]; safePath.MatchString(prefix) {
+			e.Suggest = e.Location + prefix
+		}
+	}
+	return e
+}
+
+// safePath is a path prefix worth repeating in a message (the rest of a Location is whatever
+// the server chose to put there).
+var safePath = regexp.MustCompile(`^(/[A-Za-z0-9._-]{1,64}){0,4}$`)
+
+func printableURL(u *url.URL) string {
+	return u.Scheme + "://" + u.Host + u.EscapedPath()
+}
+
+// guardTransport holds every request, not only the configured URL, to the rules of the base
+// URL: the same scheme and host (nothing the server answers, such as a pagination link, can
+// send the access token elsewhere), and plain http only to loopback unless --insecure-http.
+type guardTransport struct {
+	next     http.RoundTripper
+	base     *url.URL
+	insecure bool
+}
+
+func (t *guardTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	u := r.URL
+	if u.Scheme != t.base.Scheme || !strings.EqualFold(u.Host, t.base.Host) {
+		return nil, &OffBaseError{URL: printableURL(u), Base: t.base.String()}
+	}
+	if u.Scheme == "http" && !t.insecure && !isLoopback(u.Hostname()) {
+		return nil, &OffBaseError{URL: printableURL(u), Base: t.base.String(), PlainHTTP: true}
+	}
+	return t.next.RoundTrip(r)
+}
+
+// OffBaseError is a request the client refused to send: to another scheme or host than the
+// configured GitLab URL, or over plain http to a host that is not loopback.
+type OffBaseError struct {
+	URL, Base string
+	PlainHTTP bool
+}
+
+func (e *OffBaseError) Error() string {
+	if e.PlainHTTP {
+		return fmt.Sprintf("refused to send a request to %s over plain http, which would carry the access token unencrypted: use an https --gitlab-url, or pass --insecure-http if you really mean it", e.URL)
+	}
+	return fmt.Sprintf("refused to send a request to %s, which is not the configured GitLab %s: the access token only goes there; set --gitlab-url to the instance the server's answers point to if that is your GitLab", e.URL, e.Base)
 }
 
 // backoff honours Retry-After and RateLimit-Reset on 429 (bounded by max), and waits
@@ -236,6 +320,11 @@ func permanent(err error) bool {
 	var hn x509.HostnameError
 	var ci x509.CertificateInvalidError
 	var dns *net.DNSError
+	var re *RedirectError
+	var ob *OffBaseError
+	if errors.As(err, &re) || errors.As(err, &ob) {
+		return true
+	}
 	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||
 		(errors.As(err, &dns) && dns.IsNotFound)
 }

@@ -85,6 +85,14 @@ func wrap(ctx context.Context, o op, err error) error {
 		}
 		return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: %s", o.action, why), sentinel: errTransport})
 	}
+	var re *RedirectError
+	var ob *OffBaseError
+	switch {
+	case errors.As(err, &re):
+		return fail.WithCode(fail.CodeUsage, &statusError{status: re.Status, msg: fmt.Sprintf("cannot %s: %s", o.action, re)})
+	case errors.As(err, &ob):
+		return fail.WithCode(fail.CodeUsage, &statusError{msg: fmt.Sprintf("cannot %s: %s", o.action, ob)})
+	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		host := ue.URL
