@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,11 +36,13 @@ type input struct {
 
 // component is a template split into its header and its body.
 type component struct {
-	Name   string
-	Path   string
-	Header *yaml.Node // the spec: document
-	Body   string     // the text after ---
-	Inputs []input    // in the order of the header
+	Name        string
+	Path        string
+	Header      *yaml.Node // the spec: document
+	Body        string     // the text after ---
+	Inputs      []input    // in the order of the header
+	Description string     // spec:description
+	Context     []string   // spec:component: the component context fields the body may use
 }
 
 func (c component) input(name string) (input, bool) {
@@ -64,7 +67,14 @@ func loadComponent(t *testing.T, name string) component {
 	assert.NilError(t, yaml.Unmarshal([]byte(header), &doc), "%s: header", path)
 	c := component{Name: name, Path: path, Header: &doc, Body: body}
 
-	inputs := mappingValue(mappingValue(doc.Content[0], "spec"), "inputs")
+	spec := mappingValue(doc.Content[0], "spec")
+	if d := mappingValue(spec, "description"); d != nil {
+		c.Description = d.Value
+	}
+	if ctx := mappingValue(spec, "component"); ctx != nil {
+		assert.NilError(t, ctx.Decode(&c.Context), "%s: spec:component", path)
+	}
+	inputs := mappingValue(spec, "inputs")
 	assert.Assert(t, inputs != nil && inputs.Kind == yaml.MappingNode, "%s: no spec:inputs mapping", path)
 	for i := 0; i+1 < len(inputs.Content); i += 2 {
 		c.Inputs = append(c.Inputs, parseInput(t, path, inputs.Content[i].Value, inputs.Content[i+1]))
@@ -189,11 +199,25 @@ func (c component) defaults() map[string]any {
 
 var interpolationRE = regexp.MustCompile(`\$\[\[\s*inputs\.([A-Za-z0-9_-]+)\s*\]\]`)
 
-// render interpolates the body with the given inputs (falling back to defaults) the way
+// releasedVersion is the component version render uses: GitLab sets $[[ component.version ]]
+// to it when a component is included at a released version.
+const releasedVersion = "1.2.3"
+
+// render interpolates the body as included at releasedVersion; see renderAt.
+func (c component) render(t *testing.T, values map[string]any) (*yaml.Node, map[string]bool) {
+	t.Helper()
+	return c.renderAt(t, values, releasedVersion)
+}
+
+var componentRE = regexp.MustCompile(`\$\[\[\s*component\.([A-Za-z0-9_-]+)\s*\]\]`)
+
+// renderAt interpolates the body with the given inputs (falling back to defaults) the way
 // GitLab does: on the parsed YAML, a scalar that is exactly one $[[ inputs.x ]] takes the
 // input's typed value (so rules: gets an array), any other occurrence is replaced by text.
-// It returns the rendered YAML tree and the names of the inputs the body uses.
-func (c component) render(t *testing.T, values map[string]any) (*yaml.Node, map[string]bool) {
+// $[[ component.version ]] becomes version, which is empty when the component is included
+// by branch or SHA; a component field the header does not declare in spec:component is an
+// error, as in GitLab. It returns the rendered YAML tree and the names of the inputs the body uses.
+func (c component) renderAt(t *testing.T, values map[string]any, version string) (*yaml.Node, map[string]bool) {
 	t.Helper()
 	all := c.defaults()
 	for k, v := range values {
@@ -204,6 +228,15 @@ func (c component) render(t *testing.T, values map[string]any) (*yaml.Node, map[
 	used := map[string]bool{}
 	var walk func(n *yaml.Node)
 	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && componentRE.MatchString(n.Value) {
+			n.Value = componentRE.ReplaceAllStringFunc(n.Value, func(s string) string {
+				field := componentRE.FindStringSubmatch(s)[1]
+				assert.Assert(t, slices.Contains(c.Context, field), "%s: $[[ component.%s ]] needs %s in spec:component", c.Path, field, field)
+				assert.Assert(t, field == "version", "%s: render knows only component.version", c.Path)
+				return version
+			})
+			n.Tag, n.Style = "!!str", 0
+		}
 		if n.Kind == yaml.ScalarNode && strings.Contains(n.Value, "$[[") {
 			if m := interpolationRE.FindStringSubmatch(n.Value); m != nil && m[0] == strings.TrimSpace(n.Value) {
 				used[m[1]] = true

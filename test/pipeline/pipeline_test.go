@@ -74,7 +74,8 @@ func TestLifecycleStageByStage(t *testing.T) {
 	assert.Check(t, is.Equal(env["RUNNER_BOOTSTRAP_ACTION"], "created"))
 	assert.Check(t, is.Equal(env["RUNNER_BOOTSTRAP_VARIABLE_KEY"], "RUNNER_TOKEN"))
 
-	res = p.run(t, f, token, "--variable", fmt.Sprintf("CI_PROJECT_ID=%d", deployProjectID), "--stage", "rotate")
+	// In a push pipeline rotate-token is a manual job: start it, as someone would.
+	res = p.run(t, f, token, "--variable", fmt.Sprintf("CI_PROJECT_ID=%d", deployProjectID), "--stage", "rotate", "--manual", "rotate-token")
 	res.Assert(t, icmd.Success)
 	outputs = append(outputs, res.Combined())
 	assert.Check(t, is.Contains(res.Combined(), fmt.Sprintf("create-runner reported runner %d (created)", created.ID)))
@@ -107,7 +108,8 @@ func TestLifecycleInOnePipeline(t *testing.T) {
 	p := newProject(t, lifecycleCI)
 	token := f.Env["MAINTAINER_TOKEN"]
 
-	res := p.run(t, f, token, "--variable", fmt.Sprintf("CI_PROJECT_ID=%d", deployProjectID))
+	// A scheduled pipeline: rotate-token runs by itself there.
+	res := p.run(t, f, token, "--variable", fmt.Sprintf("CI_PROJECT_ID=%d", deployProjectID), "--variable", "CI_PIPELINE_SOURCE=schedule")
 	res.Assert(t, icmd.Success)
 	for _, job := range []string{"create-runner", "rotate-token", "check-dotenv", "delete-runner"} {
 		assert.Check(t, regexp.MustCompile(`PASS\s+`+regexp.QuoteMeta(job)).MatchString(res.Combined()), "job %s did not pass:\n%s", job, res.Combined())
@@ -170,7 +172,8 @@ func TestComponentsWithDefaultInputs(t *testing.T) {
 	assert.Check(t, is.Equal(p.dotenv(t, "create-runner")["RUNNER_BOOTSTRAP_RUNNER_ID"], fmt.Sprint(r.ID)))
 
 	p.setCI(t, only("rotate-token"))
-	p.run(t, f, token, projectID, projectIDValue).Assert(t, icmd.Success)
+	// With default rules rotate-token runs by itself in a scheduled pipeline (see TestRotateTokenRulesBySource).
+	p.run(t, f, token, projectID, projectIDValue, "--variable", "CI_PIPELINE_SOURCE=schedule").Assert(t, icmd.Success)
 	st = f.State(t)
 	assert.Assert(t, is.Len(st.Runners, 1))
 	assert.Check(t, st.Runners[0].Token != r.Token, "rotate-token changed the token")

@@ -106,8 +106,13 @@ var contract = map[string]map[string]any{
 		"tag_list": nil, "run_untagged": true, "locked": nil, "access_level": nil, "maximum_timeout": nil,
 		"paused": nil, "variable_key": "RUNNER_TOKEN",
 	},
+	// "Component defaults revised": rotate-token runs by itself only in pipelines started on
+	// purpose, and is a manual job (not blocking the pipeline) everywhere else.
 	"rotate-token": {
-		"as": "rotate-token", "stage": nil, "image": nil, "rules": []any{map[string]any{"when": "on_success"}},
+		"as": "rotate-token", "stage": nil, "image": nil, "rules": []any{
+			map[string]any{"if": `$CI_PIPELINE_SOURCE =~ /^(schedule|api|trigger|web)$/`},
+			map[string]any{"when": "manual", "allow_failure": true},
+		},
 		"project_id": "$CI_PROJECT_ID", "group_id": nil, "variable_key": "RUNNER_TOKEN", "if_expiring_within": nil,
 	},
 	"delete-runner": {
@@ -262,6 +267,8 @@ func TestProjectPipelineIncludes(t *testing.T) {
 			continue
 		}
 		c := loadComponent(t, m[1])
+		// Included by SHA, $[[ component.version ]] is empty and the default image has no tag.
+		assert.Check(t, inc.Inputs["image"] != nil, ".gitlab-ci.yml includes %s at a SHA: it must set image", m[1])
 		for k, v := range inc.Inputs {
 			in, ok := c.input(k)
 			if assert.Check(t, ok, ".gitlab-ci.yml passes %s an unknown input %s", m[1], k) {
