@@ -5,6 +5,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 BIN       := $(CURDIR)/bin
 PKGS_UNIT := ./internal/... ./cmd/... ./test/gitlabfake/...
+GOLANGCI_LINT ?= $(CURDIR)/tools/bin/golangci-lint
 
 .PHONY: all build demo test tools lint test-unit test-e2e test-pipeline test-image bench fuzz clean
 
@@ -17,7 +18,7 @@ build:
 demo: build
 	@bash scripts/demo.sh
 
-# Everything: formatting and vet, unit tests (with the race detector), the binary against
+# Everything: formatting, vet and golangci-lint, unit tests (with the race detector), the binary against
 # the fake GitLab, the CI/CD components under gitlab-ci-local, and the job image under buildah.
 test: tools lint
 	$(GO) test -count=1 -race $(PKGS_UNIT)
@@ -26,9 +27,12 @@ test: tools lint
 tools:
 	@bash scripts/install-tools.sh
 
+# golangci-lint's rules (.golangci.yml) include the layer order of shared/architecture.md.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@bash scripts/install-tools.sh lint
+	$(GOLANGCI_LINT) run ./...
 
 test-unit:
 	$(GO) test -count=1 -race $(PKGS_UNIT)

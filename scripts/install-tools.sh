@@ -3,12 +3,16 @@
 #   apt: rsync (gitlab-ci-local), buildah + busybox-static (the image test)
 #   npm: node 22 and gitlab-ci-local, into ./tools (git-ignored), because
 #        gitlab-ci-local needs Node >= 22 and the machine may have an older one.
+#   go:  golangci-lint, built from the Go module proxy at a pinned version into tools/bin
+#        (make lint); built once, then kept as long as its version matches.
 # Tests find them at tools/node_modules/.bin/node and
 # tools/node_modules/gitlab-ci-local/dist/index.js.
+# `install-tools.sh lint` installs golangci-lint only (what `make lint` needs).
 set -euo pipefail
 
 NODE_MAJOR=22
 GITLAB_CI_LOCAL_VERSION=4.75.1
+GOLANGCI_LINT_VERSION=2.15.0
 APT_PACKAGES=(rsync buildah busybox-static)
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,6 +20,17 @@ root=$(pwd)
 tools="$root/tools"
 
 log() { printf 'install-tools: %s\n' "$*" >&2; }
+
+# --- go (golangci-lint into ./tools/bin) ----------------------------------------
+lint_bin="$tools/bin/golangci-lint"
+if [[ $("$lint_bin" version --short 2>/dev/null) != "$GOLANGCI_LINT_VERSION" ]]; then
+	log "go install golangci-lint@v${GOLANGCI_LINT_VERSION} into tools/bin"
+	mkdir -p "$tools/bin"
+	GOBIN="$tools/bin" go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v${GOLANGCI_LINT_VERSION}"
+fi
+if [[ ${1:-} == lint ]]; then
+	exit 0
+fi
 
 # --- apt -------------------------------------------------------------------
 missing=()
@@ -69,6 +84,7 @@ JSON
 fi
 
 # --- report ------------------------------------------------------------------
+echo "golangci-lint   $("$lint_bin" version --short) ($lint_bin)"
 echo "rsync           $(rsync --version | head -n1 | awk '{print $3}')"
 echo "buildah         $(buildah --version | awk '{print $3}')"
 echo "busybox         $(busybox 2>&1 | head -n1 | awk '{print $2}') ($(command -v busybox))"

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -77,9 +78,7 @@ func TestApplyAgainstFake(t *testing.T) {
 
 	// The shard comes from CI_NODE_INDEX/CI_NODE_TOTAL (1-based) when --shard is not given.
 	shardEnv := map[string]string{"CI_NODE_INDEX": "2", "CI_NODE_TOTAL": "3"}
-	for k, v := range env {
-		shardEnv[k] = v
-	}
+	maps.Copy(shardEnv, env)
 	code, out, errOut := run(t, shardEnv, "apply", "-f", path, "--dry-run", "-o", "json")
 	assert.Assert(t, is.Equal(code, 0), errOut)
 	var got applyJSON

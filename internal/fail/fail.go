@@ -58,8 +58,7 @@ func Code(err error) int {
 	if err == nil {
 		return CodeOK
 	}
-	var fe *Error
-	if errors.As(err, &fe) {
+	if fe, ok := errors.AsType[*Error](err); ok {
 		return fe.Code
 	}
 	return CodeFailure
@@ -68,8 +67,7 @@ func Code(err error) int {
 // PathCause strips a file error down to its cause ("no such file or directory"), for
 // sentences that already name the path.
 func PathCause(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
+	if pe, ok := errors.AsType[*os.PathError](err); ok {
 		return pe.Err
 	}
 	return err

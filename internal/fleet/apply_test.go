@@ -23,7 +23,7 @@ func projectFleet(t *testing.T, n int) *fleet.Manifest {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("runners:\n")
-	for i := 0; i < n; i++ {
+	for i := range n {
 		fmt.Fprintf(&b, "  - project_id: 42\n    description: fleet-%04d\n    tag_list: [docker]\n    variable: {key: RUNNER_TOKEN_%04d}\n", i, i)
 	}
 	return parse(t, b.String())
@@ -207,7 +207,7 @@ func TestShardsShareTheRateLimit(t *testing.T) {
 		}()
 	}
 	created := 0
-	for i := 0; i < 3; i++ {
+	for range 3 {
 		if p := <-done; p != nil {
 			for _, it := range p.Items {
 				assert.Check(t, is.Equal(it.Result, "created"), "%s: %s", it.Entry, it.Error)

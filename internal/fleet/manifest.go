@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -76,13 +77,12 @@ func Load(path string) (*Manifest, error) {
 	var data []byte
 	var err error
 	if path == "-" {
-		data, err = io.ReadAll(os.Stdin)
+		data, err = io.ReadAll(os.Stdin) //nolint:forbidigo // until cli.Config carries Stdin (issue 12, the kong wiring)
 	} else {
 		data, err = os.ReadFile(path)
 	}
 	if err != nil {
-		var pe *os.PathError
-		if errors.As(err, &pe) {
+		if pe, ok := errors.AsType[*os.PathError](err); ok {
 			err = pe.Err
 		}
 		return nil, fail.Usagef("cannot read the manifest %s: %v", path, err)
@@ -188,7 +188,7 @@ func (d *decoder) document(data []byte) *yaml.Node {
 
 func (d *decoder) syntax(err error) {
 	msg := err.Error()
-	for _, l := range strings.Split(msg, "\n") {
+	for l := range strings.SplitSeq(msg, "\n") {
 		l = strings.TrimSpace(l)
 		if m := yamlLineRE.FindStringSubmatch(l); m != nil {
 			n, _ := strconv.Atoi(m[1])
@@ -292,12 +292,7 @@ func mergeSources(v *yaml.Node) []*yaml.Node {
 }
 
 func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(list, s)
 }
 
 // suggest returns the known key closest to name, if it is close: a typo, a flag spelling
@@ -638,7 +633,7 @@ func (d *decoder) tags(path string, x kv) []string {
 		items = n.Content
 	case n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str":
 		var out []string
-		for _, t := range strings.Split(n.Value, ",") {
+		for t := range strings.SplitSeq(n.Value, ",") {
 			if t = strings.TrimSpace(t); t == "" {
 				d.errorf(n, "%s %q has an empty tag: expected tags such as docker,linux", path, n.Value)
 				return nil

@@ -218,7 +218,7 @@ runners:
 func TestParseReportsManyErrorsBounded(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("runners:\n")
-	for i := 0; i < 40; i++ {
+	for i := range 40 {
 		b.WriteString("  - project_id: 42\n    maximum_timeout: 1\n    variable: {key: K" + string(rune('A'+i%26)) + string(rune('A'+i/26)) + "}\n")
 	}
 	_, err := fleet.Parse("big.yaml", []byte(b.String()))

@@ -128,7 +128,7 @@ runners:
 `), false)
 	assert.Check(t, is.Equal(sum.Failed, 0))
 	v := gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "MINE", Scope: "*"}
-	assert.NilError(t, e.client.CreateVariable(e.ctx, v, gitlab.VariableWrite{Value: ptr(token.Secret("someone-elses-value"))}))
+	assert.NilError(t, e.client.CreateVariable(e.ctx, v, gitlab.VariableWrite{Value: new(token.Secret("someone-elses-value"))}))
 
 	m := parse(t, `
 runners:
@@ -178,7 +178,7 @@ runners:
 	// With shards, each shard sees the clash even when the two entries fall in different
 	// shards: the manifest names project variables both by id and by path, so every shard
 	// resolves them all.
-	for key := 0; key < 20; key++ {
+	for key := range 20 {
 		m := parse(t, `
 runners:
   - project_id: 42
@@ -230,7 +230,5 @@ func TestPlanSharded(t *testing.T) {
 	assert.Check(t, is.Equal(sum.Results["unchanged"], 30))
 	assert.Check(t, is.Equal(e.fake.Writes(), 0))
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func itoa(i int) string { return string(rune('0'+i/10)) + string(rune('0'+i%10)) }

@@ -24,7 +24,7 @@ func TestProgressIsRateLimited(t *testing.T) {
 
 	// 100 steps 100 ms apart: 10 s in all. Tenths are crossed every second, so about nine
 	// lines, never two within a second.
-	for i := 0; i < 100; i++ {
+	for range 100 {
 		now = now.Add(100 * time.Millisecond)
 		p.step()
 	}
@@ -36,7 +36,7 @@ func TestProgressIsRateLimited(t *testing.T) {
 	// ten seconds.
 	buf.Reset()
 	p = newProgress(l, 100, clock)
-	for i := 0; i < 5; i++ {
+	for range 5 {
 		now = now.Add(3 * time.Second)
 		p.step()
 	}
@@ -46,7 +46,7 @@ func TestProgressIsRateLimited(t *testing.T) {
 	// Fast work: 1000 steps within a second print nothing.
 	buf.Reset()
 	p = newProgress(l, 1000, clock)
-	for i := 0; i < 1000; i++ {
+	for range 1000 {
 		now = now.Add(time.Millisecond / 2)
 		p.step()
 	}

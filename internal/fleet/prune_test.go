@@ -55,11 +55,11 @@ runners:
 	cross := e.markedRunner(t, project(42, "cross"), "project:43/CROSS@*")
 	crossVar := gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 43, Key: "CROSS", Scope: "*"}
 	desc := "managed by runner-bootstrap; runner_id=" + strconv.FormatInt(cross, 10) + "; token_expires_at=never; token_set_at=2026-11-01T12:00:00Z"
-	assert.NilError(t, e.client.CreateVariable(e.ctx, crossVar, gitlab.VariableWrite{Value: ptr(tokenFor(e, cross)), Description: &desc}))
+	assert.NilError(t, e.client.CreateVariable(e.ctx, crossVar, gitlab.VariableWrite{Value: new(tokenFor(e, cross)), Description: &desc}))
 	// A variable of another owner that records some other runner is not touched.
 	otherVar := gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 43, Key: "X", Scope: "*"}
 	odesc := "managed by runner-bootstrap; runner_id=" + strconv.FormatInt(mustStay["marked, in a project the manifest does not own runners in"], 10) + "; token_expires_at=never; token_set_at=2026-11-01T12:00:00Z"
-	assert.NilError(t, e.client.CreateVariable(e.ctx, otherVar, gitlab.VariableWrite{Value: ptr(tokenFor(e, mustStay["marked, in a project the manifest does not own runners in"])), Description: &odesc}))
+	assert.NilError(t, e.client.CreateVariable(e.ctx, otherVar, gitlab.VariableWrite{Value: new(tokenFor(e, mustStay["marked, in a project the manifest does not own runners in"])), Description: &odesc}))
 
 	p, sum := e.apply(t, e.fleet(8), m, true)
 	assert.Check(t, is.Equal(sum.Failed, 0))

@@ -2,6 +2,7 @@ package fleet_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,7 +19,7 @@ func manifest(t *testing.T, n int) *fleet.Manifest {
 	t.Helper()
 	var b strings.Builder
 	b.WriteString("runners:\n")
-	for i := 0; i < n; i++ {
+	for i := range n {
 		fmt.Fprintf(&b, "  - project_id: %d\n    description: r%d\n    variable: {key: K%d, environment_scope: env%d}\n", 42+i%2, i, i, i%5)
 	}
 	m, err := fleet.Parse("fleet.yaml", []byte(b.String()))
@@ -50,8 +51,8 @@ func TestShardsPartition(t *testing.T) {
 
 	// Reversing the manifest changes no entry's shard.
 	rev := &fleet.Manifest{File: m.File}
-	for i := len(m.Entries) - 1; i >= 0; i-- {
-		rev.Entries = append(rev.Entries, m.Entries[i])
+	for _, v := range slices.Backward(m.Entries) {
+		rev.Entries = append(rev.Entries, v)
 	}
 	for i := 1; i <= 4; i++ {
 		sh := fleet.Shard{Index: i, Total: 4}

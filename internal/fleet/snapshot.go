@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -106,17 +107,15 @@ func forEach(ctx context.Context, n, conc int, fn func(i int)) {
 	}
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
+	for i := range n {
 		if ctx.Err() != nil {
 			break
 		}
 		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-sem }()
 			fn(i)
-		}()
+		})
 	}
 	wg.Wait()
 }
@@ -233,7 +232,7 @@ func (s *snapshot) fetchDetails(ctx context.Context, ids []int64, conc int) {
 		}
 	}
 	s.mu.Unlock()
-	sort.Slice(todo, func(i, j int) bool { return todo[i] < todo[j] })
+	slices.Sort(todo)
 	forEach(ctx, len(todo), conc, func(i int) { _, _ = s.runner(ctx, todo[i]) })
 }
 

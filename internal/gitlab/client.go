@@ -343,7 +343,4 @@ func (c *Client) retryIdempotent(ctx context.Context, resp *http.Response, err e
 	return code == http.StatusTooManyRequests || code == 0 || (code >= 500 && code != http.StatusNotImplemented), nil
 }
 
-// ptr is gl.Ptr, named locally for brevity.
-func ptr[T any](v T) *T { return &v }
-
 func idString(id int64) string { return strconv.FormatInt(id, 10) }

@@ -68,7 +68,7 @@ func TestCreateHiddenVariableSendsMaskedAndHidden(t *testing.T) {
 	})
 	v := token.Secret("glrt-x")
 	err := c.CreateVariable(context.Background(), VarRef{Owner: spec.OwnerGroup, OwnerID: 10, Key: "K", Scope: "*"},
-		VariableWrite{Value: &v, Protected: ptr(true), Masked: ptr(true), Hidden: true})
+		VariableWrite{Value: &v, Protected: new(true), Masked: new(true), Hidden: true})
 	assert.NilError(t, err)
 }
 

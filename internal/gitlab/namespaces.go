@@ -24,7 +24,7 @@ func (c *Client) ResolveProject(ctx context.Context, ref string) (Namespace, err
 
 // ResolveGroup looks a group up by numeric id or full path.
 func (c *Client) ResolveGroup(ctx context.Context, ref string) (Namespace, error) {
-	g, _, err := c.gl.Groups.GetGroup(refArg(ref), &gl.GetGroupOptions{WithProjects: ptr(false)}, c.idem(ctx)...)
+	g, _, err := c.gl.Groups.GetGroup(refArg(ref), &gl.GetGroupOptions{WithProjects: new(false)}, c.idem(ctx)...)
 	if err != nil {
 		return Namespace{}, wrap(ctx, op{action: "look up group " + ref, object: "group " + ref, role: "access to the group"}, err)
 	}
@@ -59,7 +59,7 @@ func (c *Client) ListDescendants(ctx context.Context, groupID int64) (groups, pr
 	}
 	lo.Page = 1
 	for {
-		ps, resp, err := c.gl.Groups.ListGroupProjects(groupID, &gl.ListGroupProjectsOptions{ListOptions: lo, IncludeSubGroups: ptr(true), Simple: ptr(true), WithShared: ptr(false)}, c.idem(ctx)...)
+		ps, resp, err := c.gl.Groups.ListGroupProjects(groupID, &gl.ListGroupProjectsOptions{ListOptions: lo, IncludeSubGroups: new(true), Simple: new(true), WithShared: new(false)}, c.idem(ctx)...)
 		if err != nil {
 			return nil, nil, wrap(ctx, o, err)
 		}

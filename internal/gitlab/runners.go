@@ -89,27 +89,27 @@ func roleFor(t spec.RunnerType) string {
 // CreateRunner calls POST /user/runners.
 func (c *Client) CreateRunner(ctx context.Context, a RunnerAttrs) (NewToken, error) {
 	opt := &gl.CreateUserRunnerOptions{
-		RunnerType:  ptr(string(a.Type)),
-		Description: ptr(a.Description),
-		Paused:      ptr(a.Paused),
-		Locked:      ptr(a.Locked),
-		RunUntagged: ptr(a.RunUntagged),
-		TagList:     ptr(append([]string{}, a.TagList...)),
+		RunnerType:  new(string(a.Type)),
+		Description: new(a.Description),
+		Paused:      new(a.Paused),
+		Locked:      new(a.Locked),
+		RunUntagged: new(a.RunUntagged),
+		TagList:     new(append([]string{}, a.TagList...)),
 	}
 	switch a.Type {
 	case spec.ProjectType:
-		opt.ProjectID = ptr(a.ProjectID)
+		opt.ProjectID = new(a.ProjectID)
 	case spec.GroupType:
-		opt.GroupID = ptr(a.GroupID)
+		opt.GroupID = new(a.GroupID)
 	}
 	if a.AccessLevel != "" {
-		opt.AccessLevel = ptr(a.AccessLevel)
+		opt.AccessLevel = new(a.AccessLevel)
 	}
 	if a.MaximumTimeout > 0 {
-		opt.MaximumTimeout = ptr(a.MaximumTimeout)
+		opt.MaximumTimeout = new(a.MaximumTimeout)
 	}
 	if a.MaintenanceNote != "" {
-		opt.MaintenanceNote = ptr(a.MaintenanceNote)
+		opt.MaintenanceNote = new(a.MaintenanceNote)
 	}
 	r, _, err := c.gl.Users.CreateUserRunner(opt, c.post(ctx)...)
 	if err != nil {
@@ -284,7 +284,7 @@ func (c *Client) ListOwnerRunners(ctx context.Context, owner spec.OwnerKind, own
 			resp *gl.Response
 			err  error
 		)
-		t := ptr(string(typ))
+		t := new(string(typ))
 		switch owner {
 		case spec.OwnerProject:
 			rs, resp, err = c.gl.Runners.ListProjectRunners(ownerID, &gl.ListProjectRunnersOptions{ListOptions: lo, Type: t}, c.idem(ctx)...)

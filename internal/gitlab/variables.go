@@ -101,25 +101,25 @@ func (c *Client) CreateVariable(ctx context.Context, v VarRef, w VariableWrite) 
 	o := c.varOp("create", v)
 	var value *string
 	if w.Value != nil {
-		value = ptr(w.Value.Reveal())
+		value = new(w.Value.Reveal())
 	}
 	typ := varType(w.Type)
 	var err error
 	switch v.Owner {
 	case spec.OwnerProject:
-		opt := &gl.CreateProjectVariableOptions{Key: ptr(v.Key), Value: value, Description: w.Description, EnvironmentScope: ptr(v.Scope), Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}
+		opt := &gl.CreateProjectVariableOptions{Key: new(v.Key), Value: value, Description: w.Description, EnvironmentScope: new(v.Scope), Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}
 		if w.Hidden {
-			opt.MaskedAndHidden, opt.Masked = ptr(true), nil
+			opt.MaskedAndHidden, opt.Masked = new(true), nil
 		}
 		_, _, err = c.gl.ProjectVariables.CreateVariable(v.OwnerID, opt, c.post(ctx)...)
 	case spec.OwnerGroup:
-		opt := &gl.CreateGroupVariableOptions{Key: ptr(v.Key), Value: value, Description: w.Description, EnvironmentScope: ptr(v.Scope), Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}
+		opt := &gl.CreateGroupVariableOptions{Key: new(v.Key), Value: value, Description: w.Description, EnvironmentScope: new(v.Scope), Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}
 		if w.Hidden {
-			opt.MaskedAndHidden, opt.Masked = ptr(true), nil
+			opt.MaskedAndHidden, opt.Masked = new(true), nil
 		}
 		_, _, err = c.gl.GroupVariables.CreateVariable(v.OwnerID, opt, c.post(ctx)...)
 	default:
-		_, _, err = c.gl.InstanceVariables.CreateVariable(&gl.CreateInstanceVariableOptions{Key: ptr(v.Key), Value: value, Description: w.Description, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, c.post(ctx)...)
+		_, _, err = c.gl.InstanceVariables.CreateVariable(&gl.CreateInstanceVariableOptions{Key: new(v.Key), Value: value, Description: w.Description, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, c.post(ctx)...)
 	}
 	return wrap(ctx, o, err)
 }
@@ -130,7 +130,7 @@ func (c *Client) UpdateVariable(ctx context.Context, v VarRef, w VariableWrite) 
 	o := c.varOp("update", v)
 	var value *string
 	if w.Value != nil {
-		value = ptr(w.Value.Reveal())
+		value = new(w.Value.Reveal())
 	}
 	typ := varType(w.Type)
 	filter := &gl.VariableFilter{EnvironmentScope: v.Scope}
@@ -207,5 +207,5 @@ func varType(t *string) *gl.VariableTypeValue {
 	if t == nil {
 		return nil
 	}
-	return ptr(gl.VariableTypeValue(*t))
+	return new(gl.VariableTypeValue(*t))
 }

@@ -135,7 +135,7 @@ func (s *Service) converge(ctx context.Context, r Resolved, v *gitlab.Variable, 
 	w := gitlab.VariableWrite{}
 	if !v.Masked && !v.Hidden {
 		// Someone unmasked it: a token must never show in job logs. Allowed, as it is not hidden.
-		w.Masked, w.Raw = ptr(true), ptr(false)
+		w.Masked, w.Raw = new(true), new(false)
 		changes = append(changes, "variable masked")
 	}
 	if v.Protected != r.Spec.Variable.Protected {
@@ -155,7 +155,7 @@ func (s *Service) converge(ctx context.Context, r Resolved, v *gitlab.Variable, 
 		}
 		w.Value = &nt.Token
 		rec = record.Variable{RunnerID: runner.ID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
-		w.Description = ptr(rec.Description())
+		w.Description = new(rec.Description())
 		res.TokenExpiresAt = nt.ExpiresAt
 		changes = append(changes, "token (an interrupted rotation left a stale value)")
 	}
@@ -272,7 +272,7 @@ func (s *Service) store(ctx context.Context, r Resolved, v *gitlab.Variable, nt 
 		hidden := r.Spec.Variable.Hidden && r.Var.Owner != spec.OwnerInstance
 		w := gitlab.VariableWrite{
 			Value: &nt.Token, Description: &desc, Protected: &r.Spec.Variable.Protected,
-			Masked: ptr(true), Hidden: hidden, Type: &r.Spec.Variable.Type, Raw: ptr(false),
+			Masked: new(true), Hidden: hidden, Type: &r.Spec.Variable.Type, Raw: new(false),
 		}
 		err := s.API.CreateVariable(ctx, r.Var, w)
 		if err == nil {
@@ -311,7 +311,7 @@ func (s *Service) checkScopeKept(ctx context.Context, r Resolved) error {
 	dropped := r.Var
 	dropped.Scope = spec.DefaultScope
 	if derr := s.API.DeleteVariable(ctx, dropped); derr != nil && !gitlab.IsNotFound(derr) {
-		return fmt.Errorf("GitLab stored %s under scope * (it drops environment scopes of group variables without a Premium licence), and deleting it failed (%v): delete it by hand", r.Var, derr)
+		return fmt.Errorf("GitLab stored %s under scope * (it drops environment scopes of group variables without a Premium licence), and deleting it failed (%w): delete it by hand", r.Var, derr)
 	}
 	return fail.WithCode(fail.CodeConflict, fmt.Errorf("GitLab ignored the environment scope %q of the group variable %s (scoped group variables need GitLab Premium); use --variable-environment-scope '*' or store the token in a project variable", r.Var.Scope, r.Var.Key))
 }
@@ -376,5 +376,3 @@ func (s *Service) discard(ctx context.Context, id int64) {
 		s.Log.WithField("runner_id", id).Warnf("could not delete runner %d (%v); it is marked, so the next run with the same spec (or runner-bootstrap prune) deletes it", id, err)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }

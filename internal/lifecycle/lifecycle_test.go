@@ -229,12 +229,10 @@ func TestConcurrentEnsureEndsWithOneRunner(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			svc := service(t, e.seed.URL, e.seed.MaintainerToken)
 			_, errs[i] = svc.Ensure(e.ctx, r)
-		}()
+		})
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -271,7 +269,7 @@ func TestEnsureAndRotateRemaskAnUnmaskedVariable(t *testing.T) {
 	c, err := gitlab.New(gitlab.Config{BaseURL: e.seed.URL, Token: e.seed.MaintainerToken, NoRetries: true})
 	assert.NilError(t, err)
 	unmask := func() {
-		assert.NilError(t, c.UpdateVariable(e.ctx, r.Var, gitlab.VariableWrite{Masked: ptrBool(false)}))
+		assert.NilError(t, c.UpdateVariable(e.ctx, r.Var, gitlab.VariableWrite{Masked: new(false)}))
 	}
 	unmask()
 	res, err := e.svc.Ensure(e.ctx, r)
@@ -286,8 +284,6 @@ func TestEnsureAndRotateRemaskAnUnmaskedVariable(t *testing.T) {
 	v, _ = e.fake.Variable("project", e.seed.DeployProjectID, "RUNNER_TOKEN", "*")
 	assert.Check(t, v.Masked, "a new token never goes into an unmasked variable")
 }
-
-func ptrBool(b bool) *bool { return &b }
 
 // TestScopedGroupVariableOnFree: GitLab Free drops a group variable's environment scope; the
 // tool notices, removes what it stored, deletes the runner and says what to do, instead of

@@ -80,7 +80,7 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 
 	pending := rec
 	pending.RotationPending = true
-	if err := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: ptr(pending.Description())}); err != nil {
+	if err := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: new(pending.Description())}); err != nil {
 		return res, fmt.Errorf("%w; nothing was rotated", err)
 	}
 	var nt gitlab.NewToken
@@ -99,7 +99,7 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		if code := gitlab.StatusCode(err); code >= 400 && code < 500 {
 			// GitLab answered and did not reset: the stored token is still good, so the mark
 			// would only make status cry wolf and the next create reset a working token.
-			if uerr := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: ptr(rec.Description())}); uerr != nil {
+			if uerr := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: new(rec.Description())}); uerr != nil {
 				return res, fmt.Errorf("%w; the stored token is unchanged, but clearing the rotation_pending mark on %s failed too (%v)", err, r.Var, uerr)
 			}
 			return res, fmt.Errorf("%w; nothing was rotated and the stored token still works", err)
@@ -107,10 +107,10 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		return res, fmt.Errorf("%w; GitLab may or may not have reset the token, so %s is marked rotation_pending: status reports it and the next rotate or create finishes the job", err, r.Var)
 	}
 	done := record.Variable{RunnerID: rec.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
-	w := gitlab.VariableWrite{Value: &nt.Token, Description: ptr(done.Description())}
+	w := gitlab.VariableWrite{Value: &nt.Token, Description: new(done.Description())}
 	if !v.Masked && !v.Hidden {
 		// Someone unmasked the variable: re-mask it as the token goes in (allowed, not hidden).
-		w.Masked, w.Raw = ptr(true), ptr(false)
+		w.Masked, w.Raw = new(true), new(false)
 	}
 	if err := s.API.UpdateVariable(ctx, r.Var, w); err != nil {
 		return res, fmt.Errorf("%w; runner %d's token was reset but the new one could not be stored, so its managers hold a revoked token until the next rotation: run runner-bootstrap rotate again (%s is marked rotation_pending)", err, rec.RunnerID, r.Var)

@@ -551,7 +551,7 @@ func (v *values) tags(k *yaml.Node, path string, val *yaml.Node) ([]string, erro
 	}
 	var tags []string
 	for _, s := range raw {
-		for _, t := range strings.Split(s, ",") {
+		for t := range strings.SplitSeq(s, ",") {
 			if t = strings.TrimSpace(t); t != "" {
 				tags = append(tags, t)
 			}

@@ -569,7 +569,7 @@ func (m *RegisterMigration) apply(env map[setting]envValue, flags map[setting]fl
 	var r spec.Runner
 	if src, ok := get(setTagList); ok {
 		if v, ok := literalValue(src, setTagList); ok {
-			for _, t := range strings.Split(v, ",") {
+			for t := range strings.SplitSeq(v, ",") {
 				if t = strings.TrimSpace(t); t != "" {
 					r.TagList = append(r.TagList, scrubSecrets(t, m.secrets))
 				}

@@ -355,9 +355,7 @@ func runConcurrently[C any](t *testing.T, cases []C, name func(C) string, body f
 		passed int
 	)
 	for _, c := range cases {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			if t.Run(name(c), func(t *testing.T) { body(t, c) }) {
@@ -365,7 +363,7 @@ func runConcurrently[C any](t *testing.T, cases []C, name func(C) string, body f
 				passed++
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return passed

@@ -3,6 +3,7 @@ package gitlabfake
 import (
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"testing"
 
@@ -37,9 +38,8 @@ func TestAuthTokenSources(t *testing.T) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodGet, s.URL()+path, nil)
 		assert.NilError(t, err)
-		for k, v := range header {
-			req.Header[k] = v // kept as written, not canonicalised
-		}
+		// kept as written, not canonicalised
+		maps.Copy(req.Header, header)
 		resp, err := http.DefaultClient.Do(req)
 		assert.NilError(t, err)
 		defer resp.Body.Close()
@@ -121,7 +121,7 @@ func TestAuthScopes(t *testing.T) {
 	})
 	t.Run("create_runner can create runners", func(t *testing.T) {
 		u, _, err := client(t, s, seed.CreateRunnerOnlyToken).Users.CreateUserRunner(&gitlab.CreateUserRunnerOptions{
-			RunnerType: gitlab.Ptr("group_type"), GroupID: gitlab.Ptr(seed.PlatformGroupID),
+			RunnerType: new("group_type"), GroupID: new(seed.PlatformGroupID),
 		})
 		assert.NilError(t, err)
 		assert.Check(t, u.ID > 0)

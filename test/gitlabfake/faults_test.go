@@ -13,7 +13,7 @@ import (
 )
 
 func createOpts(seed Seed) *gitlab.CreateUserRunnerOptions {
-	return &gitlab.CreateUserRunnerOptions{RunnerType: gitlab.Ptr("project_type"), ProjectID: gitlab.Ptr(seed.DeployProjectID)}
+	return &gitlab.CreateUserRunnerOptions{RunnerType: new("project_type"), ProjectID: new(seed.DeployProjectID)}
 }
 
 func TestFaultStatusTimesAndSkip(t *testing.T) {

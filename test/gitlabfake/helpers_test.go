@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -89,9 +90,7 @@ func mustCreateRunner(t *testing.T, s *Server, token string, params map[string]a
 func projectRunner(t *testing.T, s *Server, seed Seed, extra map[string]any) createdRunner {
 	t.Helper()
 	p := map[string]any{"runner_type": "project_type", "project_id": seed.DeployProjectID}
-	for k, v := range extra {
-		p[k] = v
-	}
+	maps.Copy(p, extra)
 	return mustCreateRunner(t, s, seed.MaintainerToken, p)
 }
 

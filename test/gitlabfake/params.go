@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -44,9 +46,7 @@ func parseParams(r *http.Request, body []byte) (params, error) {
 			return nil, errBadBody
 		}
 		if m, ok := v.(map[string]any); ok {
-			for k, val := range m {
-				p[k] = val
-			}
+			maps.Copy(p, m)
 		}
 	}
 	return p, nil
@@ -171,10 +171,8 @@ func (v *validator) values(name string, required bool, allowed ...string) (strin
 	if !ok {
 		return "", false
 	}
-	for _, a := range allowed {
-		if s == a {
-			return s, true
-		}
+	if slices.Contains(allowed, s) {
+		return s, true
 	}
 	v.fail(name + " does not have a valid value")
 	return "", false
@@ -294,7 +292,7 @@ func (v *validator) tagList(name string) ([]string, bool) {
 	out := []string{}
 	seen := map[string]bool{}
 	for _, it := range items {
-		for _, t := range strings.Split(it, ",") {
+		for t := range strings.SplitSeq(it, ",") {
 			t = strings.TrimSpace(t)
 			if t == "" || seen[t] {
 				continue

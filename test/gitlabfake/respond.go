@@ -3,6 +3,7 @@ package gitlabfake
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -37,9 +38,7 @@ func (r *response) text(status int, contentType, body string) {
 }
 
 func (r *response) write(w http.ResponseWriter) {
-	for k, v := range r.header {
-		w.Header()[k] = v
-	}
+	maps.Copy(w.Header(), r.header)
 	if r.status == http.StatusNoContent {
 		w.WriteHeader(r.status)
 		return

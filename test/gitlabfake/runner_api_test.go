@@ -35,7 +35,7 @@ func TestVerifyRunner(t *testing.T) {
 
 	// The same system_id refreshes its manager; no system_id is the <legacy> manager.
 	rawRequest(t, s, http.MethodPost, "/api/v4/runners/verify", "", map[string]any{"token": r.Token, "system_id": "s_0123456789ab"})
-	_, err = client(t, s, "").Runners.VerifyRegisteredRunner(&gitlab.VerifyRegisteredRunnerOptions{Token: gitlab.Ptr(r.Token)})
+	_, err = client(t, s, "").Runners.VerifyRegisteredRunner(&gitlab.VerifyRegisteredRunnerOptions{Token: new(r.Token)})
 	assert.NilError(t, err)
 	got, _ = s.Runner(r.ID)
 	assert.Equal(t, len(got.Managers), 2)
@@ -48,7 +48,7 @@ func TestVerifyRunner(t *testing.T) {
 	assertResponse(t, rawRequest(t, s, http.MethodPost, "/api/v4/runners/verify", "", map[string]any{"token": "glrt-t3_nope"}), 403, forbidden)
 	assertResponse(t, rawRequest(t, s, http.MethodPost, "/api/v4/runners/verify", "", map[string]any{}), 400, `{"error":"token is missing"}`)
 
-	_, err = client(t, s, "").Runners.VerifyRegisteredRunner(&gitlab.VerifyRegisteredRunnerOptions{Token: gitlab.Ptr("glrt-bad")})
+	_, err = client(t, s, "").Runners.VerifyRegisteredRunner(&gitlab.VerifyRegisteredRunnerOptions{Token: new("glrt-bad")})
 	assert.Check(t, gitlab.HasStatusCode(err, http.StatusForbidden))
 }
 
@@ -109,7 +109,7 @@ func TestDeleteRunnerByToken(t *testing.T) {
 	s, seed := NewTest(t)
 	r := projectRunner(t, s, seed, nil)
 
-	_, err := client(t, s, "").Runners.DeleteRegisteredRunner(&gitlab.DeleteRegisteredRunnerOptions{Token: gitlab.Ptr(r.Token)})
+	_, err := client(t, s, "").Runners.DeleteRegisteredRunner(&gitlab.DeleteRegisteredRunnerOptions{Token: new(r.Token)})
 	assert.NilError(t, err)
 	_, ok := s.Runner(r.ID)
 	assert.Check(t, !ok)
@@ -149,7 +149,7 @@ func TestLegacyRegistration(t *testing.T) {
 		403, `{"message":"403 Forbidden - invalid token supplied"}`)
 	assertResponse(t, rawRequest(t, s, http.MethodPost, "/api/v4/runners", "", map[string]any{}), 400, `{"error":"token is missing"}`)
 
-	_, _, err := client(t, s, "").Runners.RegisterNewRunner(&gitlab.RegisterNewRunnerOptions{Token: gitlab.Ptr("GR1348941xyz")})
+	_, _, err := client(t, s, "").Runners.RegisterNewRunner(&gitlab.RegisterNewRunnerOptions{Token: new("GR1348941xyz")})
 	assert.Check(t, gitlab.HasStatusCode(err, http.StatusGone))
 	assert.Equal(t, len(s.Runners()), 1)
 }

@@ -62,9 +62,9 @@ func TestUpdateRunner(t *testing.T) {
 	c := client(t, s, seed.MaintainerToken)
 
 	d, _, err := c.Runners.UpdateRunnerDetails(r.ID, &gitlab.UpdateRunnerDetailsOptions{
-		Description: gitlab.Ptr("new"),
+		Description: new("new"),
 		TagList:     &[]string{"x", "y"},
-		Paused:      gitlab.Ptr(true),
+		Paused:      new(true),
 	})
 	assert.NilError(t, err)
 	assert.Equal(t, d.Description, "new")
@@ -106,7 +106,7 @@ func TestUpdateRunner(t *testing.T) {
 	assert.Equal(t, got.Description, "new", "failed updates must not change anything")
 
 	// active=true is the deprecated inverse of paused.
-	_, _, err = c.Runners.UpdateRunnerDetails(r.ID, &gitlab.UpdateRunnerDetailsOptions{Active: gitlab.Ptr(true)})
+	_, _, err = c.Runners.UpdateRunnerDetails(r.ID, &gitlab.UpdateRunnerDetailsOptions{Active: new(true)})
 	assert.NilError(t, err)
 	got, _ = s.Runner(r.ID)
 	assert.Check(t, !got.Paused)
@@ -272,11 +272,11 @@ func TestListRunnersFilters(t *testing.T) {
 	assert.NilError(t, err)
 	assert.DeepEqual(t, ids(mine), []int64{prj.ID}) // tag_list matches runners with all tags
 
-	mine, _, err = c.Runners.ListRunners(&gitlab.ListRunnersOptions{Type: gitlab.Ptr("group_type"), Paused: gitlab.Ptr(true)})
+	mine, _, err = c.Runners.ListRunners(&gitlab.ListRunnersOptions{Type: new("group_type"), Paused: new(true)})
 	assert.NilError(t, err)
 	assert.DeepEqual(t, ids(mine), []int64{sub.ID})
 
-	mine, _, err = c.Runners.ListRunners(&gitlab.ListRunnersOptions{Status: gitlab.Ptr("never_contacted")})
+	mine, _, err = c.Runners.ListRunners(&gitlab.ListRunnersOptions{Status: new("never_contacted")})
 	assert.NilError(t, err)
 	assert.Equal(t, len(mine), 3)
 
@@ -324,7 +324,7 @@ func TestRunnerStatusAndManagers(t *testing.T) {
 	s.AdvanceClock(3 * time.Hour)
 	d, _, _ = c.Runners.GetRunnerDetails(r.ID)
 	assert.Equal(t, d.Status, "offline")
-	list, _, _ := c.Runners.ListRunners(&gitlab.ListRunnersOptions{Status: gitlab.Ptr("offline")})
+	list, _, _ := c.Runners.ListRunners(&gitlab.ListRunnersOptions{Status: new("offline")})
 	assert.Equal(t, len(list), 1)
 
 	s.AdvanceClock(8 * 24 * time.Hour)

@@ -20,16 +20,16 @@ func TestCreateUserRunnerWithClient(t *testing.T) {
 	c := client(t, s, seed.MaintainerToken)
 
 	created, resp, err := c.Users.CreateUserRunner(&gitlab.CreateUserRunnerOptions{
-		RunnerType:      gitlab.Ptr("project_type"),
-		ProjectID:       gitlab.Ptr(seed.DeployProjectID),
-		Description:     gitlab.Ptr("deploy runner"),
+		RunnerType:      new("project_type"),
+		ProjectID:       new(seed.DeployProjectID),
+		Description:     new("deploy runner"),
 		TagList:         &[]string{"docker", "linux"},
-		RunUntagged:     gitlab.Ptr(false),
-		Locked:          gitlab.Ptr(true),
-		AccessLevel:     gitlab.Ptr("ref_protected"),
-		MaximumTimeout:  gitlab.Ptr(int64(3600)),
-		MaintenanceNote: gitlab.Ptr("owned by platform"),
-		Paused:          gitlab.Ptr(true),
+		RunUntagged:     new(false),
+		Locked:          new(true),
+		AccessLevel:     new("ref_protected"),
+		MaximumTimeout:  new(int64(3600)),
+		MaintenanceNote: new("owned by platform"),
+		Paused:          new(true),
 	})
 	assert.NilError(t, err)
 	assert.Equal(t, resp.StatusCode, http.StatusCreated)
@@ -179,7 +179,7 @@ func TestCreateUserRunnerErrors(t *testing.T) {
 func TestCreateUserRunnerErrorWithClient(t *testing.T) {
 	s, seed := NewTest(t)
 	_, resp, err := client(t, s, seed.DeveloperToken).Users.CreateUserRunner(&gitlab.CreateUserRunnerOptions{
-		RunnerType: gitlab.Ptr("project_type"), ProjectID: gitlab.Ptr(seed.DeployProjectID),
+		RunnerType: new("project_type"), ProjectID: new(seed.DeployProjectID),
 	})
 	assert.Check(t, gitlab.HasStatusCode(err, http.StatusForbidden))
 	assert.Equal(t, resp.StatusCode, http.StatusForbidden)
@@ -193,7 +193,7 @@ func TestCreateUserRunnerTokenExpiration(t *testing.T) {
 	s.SetRunnerTokenExpiration(72 * time.Hour)
 
 	created, _, err := client(t, s, seed.MaintainerToken).Users.CreateUserRunner(&gitlab.CreateUserRunnerOptions{
-		RunnerType: gitlab.Ptr("project_type"), ProjectID: gitlab.Ptr(seed.DeployProjectID),
+		RunnerType: new("project_type"), ProjectID: new(seed.DeployProjectID),
 	})
 	assert.NilError(t, err)
 	assert.Assert(t, created.TokenExpiresAt != nil)

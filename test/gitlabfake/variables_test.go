@@ -19,11 +19,11 @@ func TestProjectVariableLifecycle(t *testing.T) {
 	c := client(t, s, seed.MaintainerToken)
 
 	v, resp, err := c.ProjectVariables.CreateVariable("platform/deploy", &gitlab.CreateProjectVariableOptions{
-		Key:         gitlab.Ptr("RUNNER_TOKEN"),
-		Value:       gitlab.Ptr(runnerTokenValue),
-		Masked:      gitlab.Ptr(true),
-		Protected:   gitlab.Ptr(true),
-		Description: gitlab.Ptr("managed by runner-bootstrap"),
+		Key:         new("RUNNER_TOKEN"),
+		Value:       new(runnerTokenValue),
+		Masked:      new(true),
+		Protected:   new(true),
+		Description: new("managed by runner-bootstrap"),
 	})
 	assert.NilError(t, err)
 	assert.Equal(t, resp.StatusCode, http.StatusCreated)
@@ -42,7 +42,7 @@ func TestProjectVariableLifecycle(t *testing.T) {
 		`"protected":true,"masked":true,"raw":false,"environment_scope":"*","description":"managed by runner-bootstrap"}`)
 
 	v, _, err = c.ProjectVariables.UpdateVariable(seed.DeployProjectID, "RUNNER_TOKEN", &gitlab.UpdateProjectVariableOptions{
-		Value:  gitlab.Ptr("glrt-t3_newNEWnew123-xyz_0987q"),
+		Value:  new("glrt-t3_newNEWnew123-xyz_0987q"),
 		Filter: &gitlab.VariableFilter{EnvironmentScope: "*"},
 	})
 	assert.NilError(t, err)
@@ -121,7 +121,7 @@ func TestProjectVariableErrors(t *testing.T) {
 	resp := rawRequest(t, s, http.MethodPost, path, seed.MaintainerToken, map[string]any{"key": "RAW", "value": "!!$$%%^^", "masked": "true", "raw": "true"})
 	assert.Equal(t, resp.Status, http.StatusCreated, resp.Body)
 
-	_, _, err := client(t, s, seed.MaintainerToken).ProjectVariables.CreateVariable(42, &gitlab.CreateProjectVariableOptions{Key: gitlab.Ptr("DUP"), Value: gitlab.Ptr("z")})
+	_, _, err := client(t, s, seed.MaintainerToken).ProjectVariables.CreateVariable(42, &gitlab.CreateProjectVariableOptions{Key: new("DUP"), Value: new("z")})
 	assert.Check(t, gitlab.HasStatusCode(err, http.StatusBadRequest))
 	assert.ErrorContains(t, err, "{message: {key: [(DUP) has already been taken]}}")
 }
@@ -142,14 +142,14 @@ func TestHiddenVariables(t *testing.T) {
 
 	// The value of a hidden variable can be updated.
 	c := client(t, s, seed.MaintainerToken)
-	v, _, err := c.ProjectVariables.UpdateVariable(42, "H", &gitlab.UpdateProjectVariableOptions{Value: gitlab.Ptr("glrt-t3_rotatedRotated123456")})
+	v, _, err := c.ProjectVariables.UpdateVariable(42, "H", &gitlab.UpdateProjectVariableOptions{Value: new("glrt-t3_rotatedRotated123456")})
 	assert.NilError(t, err)
 	assert.Equal(t, v.Value, "")
 	assert.Check(t, v.Hidden)
 	stored, _ = s.Variable("project", 42, "H", "*")
 	assert.Equal(t, stored.Value, "glrt-t3_rotatedRotated123456")
 	// masked=true on a hidden variable is no change, so it is fine.
-	_, _, err = c.ProjectVariables.UpdateVariable(42, "H", &gitlab.UpdateProjectVariableOptions{Masked: gitlab.Ptr(true), Protected: gitlab.Ptr(true)})
+	_, _, err = c.ProjectVariables.UpdateVariable(42, "H", &gitlab.UpdateProjectVariableOptions{Masked: new(true), Protected: new(true)})
 	assert.NilError(t, err)
 
 	assertResponse(t, rawRequest(t, s, http.MethodPut, path+"/H", seed.MaintainerToken, map[string]any{"masked": false}), 400,
@@ -171,7 +171,7 @@ func TestVariableScopes(t *testing.T) {
 	c := client(t, s, seed.MaintainerToken)
 	for _, scope := range []string{"production", "staging"} {
 		_, _, err := c.ProjectVariables.CreateVariable(42, &gitlab.CreateProjectVariableOptions{
-			Key: gitlab.Ptr("TOKEN"), Value: gitlab.Ptr("v-" + scope), EnvironmentScope: gitlab.Ptr(scope),
+			Key: new("TOKEN"), Value: new("v-" + scope), EnvironmentScope: new(scope),
 		})
 		assert.NilError(t, err)
 	}
@@ -195,7 +195,7 @@ func TestVariableScopes(t *testing.T) {
 
 	// Moving a variable onto a taken scope is a uniqueness error.
 	_, _, err = c.ProjectVariables.UpdateVariable(42, "TOKEN", &gitlab.UpdateProjectVariableOptions{
-		EnvironmentScope: gitlab.Ptr("staging"), Filter: &gitlab.VariableFilter{EnvironmentScope: "production"},
+		EnvironmentScope: new("staging"), Filter: &gitlab.VariableFilter{EnvironmentScope: "production"},
 	})
 	assert.ErrorContains(t, err, "(TOKEN) has already been taken")
 
@@ -226,13 +226,13 @@ func TestGroupVariables(t *testing.T) {
 	c := client(t, s, seed.OwnerToken)
 
 	v, _, err := c.GroupVariables.CreateVariable("platform", &gitlab.CreateGroupVariableOptions{
-		Key: gitlab.Ptr("RUNNER_TOKEN"), Value: gitlab.Ptr(runnerTokenValue), MaskedAndHidden: gitlab.Ptr(true), EnvironmentScope: gitlab.Ptr("production"),
+		Key: new("RUNNER_TOKEN"), Value: new(runnerTokenValue), MaskedAndHidden: new(true), EnvironmentScope: new("production"),
 	})
 	assert.NilError(t, err)
 	assert.Check(t, v.Hidden && v.Masked)
 	assert.Equal(t, v.Value, "")
 	_, _, err = c.GroupVariables.CreateVariable(10, &gitlab.CreateGroupVariableOptions{
-		Key: gitlab.Ptr("RUNNER_TOKEN"), Value: gitlab.Ptr("staging-value"), EnvironmentScope: gitlab.Ptr("staging"),
+		Key: new("RUNNER_TOKEN"), Value: new("staging-value"), EnvironmentScope: new("staging"),
 	})
 	assert.NilError(t, err)
 
@@ -286,7 +286,7 @@ func TestInstanceVariables(t *testing.T) {
 	assertResponse(t, rawRequest(t, s, http.MethodGet, path, seed.OwnerToken, nil), 403, forbidden)
 
 	c := client(t, s, seed.AdminToken)
-	v, _, err := c.InstanceVariables.UpdateVariable("RUNNER_TOKEN", &gitlab.UpdateInstanceVariableOptions{Masked: gitlab.Ptr(true)})
+	v, _, err := c.InstanceVariables.UpdateVariable("RUNNER_TOKEN", &gitlab.UpdateInstanceVariableOptions{Masked: new(true)})
 	assert.NilError(t, err)
 	assert.Check(t, v.Masked)
 	_, err = c.InstanceVariables.RemoveVariable("RUNNER_TOKEN")

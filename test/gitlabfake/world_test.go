@@ -131,7 +131,7 @@ func TestDescendantGroupsAndProjects(t *testing.T) {
 	assert.Assert(t, len(gs) == 1)
 	assert.Equal(t, gs[0].FullPath, "platform/runners")
 
-	ps, _, err := c.Groups.ListGroupProjects(seed.PlatformGroupID, &gitlab.ListGroupProjectsOptions{IncludeSubGroups: gitlab.Ptr(true)})
+	ps, _, err := c.Groups.ListGroupProjects(seed.PlatformGroupID, &gitlab.ListGroupProjectsOptions{IncludeSubGroups: new(true)})
 	assert.NilError(t, err)
 	var paths []string
 	for _, p := range ps {

@@ -333,7 +333,7 @@ func populateBase(t *testing.T, mnt string, caPrefix []byte) {
 	assert.NilError(t, os.WriteFile(filepath.Join(mnt, "bin/busybox"), bb, 0o755))
 	applets := icmd.RunCommand(bbPath, "--list")
 	applets.Assert(t, icmd.Success)
-	for _, name := range strings.Fields(applets.Stdout()) {
+	for name := range strings.FieldsSeq(applets.Stdout()) {
 		if name == "busybox" {
 			continue
 		}

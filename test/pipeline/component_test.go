@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -220,9 +221,7 @@ var componentRE = regexp.MustCompile(`\$\[\[\s*component\.([A-Za-z0-9_-]+)\s*\]\
 func (c component) renderAt(t *testing.T, values map[string]any, version string) (*yaml.Node, map[string]bool) {
 	t.Helper()
 	all := c.defaults()
-	for k, v := range values {
-		all[k] = v
-	}
+	maps.Copy(all, values)
 	var doc yaml.Node
 	assert.NilError(t, yaml.Unmarshal([]byte(c.Body), &doc), "%s: body", c.Path)
 	used := map[string]bool{}

@@ -70,7 +70,7 @@ func requireTools(t *testing.T) {
 func buildBinaries(t *testing.T) {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "pipeline-bin-")
+		dir, err := os.MkdirTemp("", "pipeline-bin-") //nolint:usetesting // built once for every test of the run, so it outlives t
 		if err != nil {
 			errBuild = err
 			return
@@ -85,7 +85,7 @@ func buildBinaries(t *testing.T) {
 			cmd := exec.Command("go", "build", "-o", b.out, b.pkg)
 			cmd.Dir = repoRoot
 			if out, err := cmd.CombinedOutput(); err != nil {
-				errBuild = fmt.Errorf("go build %s: %v\n%s", b.pkg, err, out)
+				errBuild = fmt.Errorf("go build %s: %w\n%s", b.pkg, err, out)
 				return
 			}
 		}

@@ -59,7 +59,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 	env, err := os.ReadFile(envFile)
 	assert.NilError(t, err)
 	vars := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(env)), "\n") {
+	for line := range strings.SplitSeq(strings.TrimSpace(string(env)), "\n") {
 		k, v, ok := strings.Cut(line, "=")
 		assert.Assert(t, ok, line)
 		vars[k] = v
