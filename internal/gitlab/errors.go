@@ -33,8 +33,7 @@ func IsAmbiguous(err error) bool { return errors.Is(err, errTransport) }
 
 // StatusCode returns the HTTP status of a GitLab answer, or 0.
 func StatusCode(err error) int {
-	var se *statusError
-	if errors.As(err, &se) {
+	if se, ok := errors.AsType[*statusError](err); ok {
 		return se.status
 	}
 	return 0
@@ -74,8 +73,7 @@ func wrap(ctx context.Context, o op, err error) error {
 			sentinel: ErrNotFound,
 		})
 	}
-	var er *gl.ErrorResponse
-	if errors.As(err, &er) {
+	if er, ok := errors.AsType[*gl.ErrorResponse](err); ok {
 		return fromResponse(o, er)
 	}
 	if ctx.Err() != nil {
@@ -93,8 +91,7 @@ func wrap(ctx context.Context, o op, err error) error {
 	case errors.As(err, &ob):
 		return fail.WithCode(fail.CodeUsage, &statusError{msg: fmt.Sprintf("cannot %s: %s", o.action, ob)})
 	}
-	var ue *url.Error
-	if errors.As(err, &ue) {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		host := ue.URL
 		if u, perr := url.Parse(ue.URL); perr == nil {
 			host = u.Host
@@ -226,8 +223,7 @@ func orDefault(s, d string) string {
 
 // rootCause strips Go's wrapping down to the last message (e.g. "connection refused").
 func rootCause(err error) string {
-	var dns *net.DNSError
-	if errors.As(err, &dns) {
+	if dns, ok := errors.AsType[*net.DNSError](err); ok {
 		return "cannot resolve host " + dns.Name
 	}
 	for {
