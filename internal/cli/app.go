@@ -4,20 +4,24 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/posener/complete"
 	"github.com/sirupsen/logrus"
+	"github.com/willabides/kongplete"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/progress"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
@@ -46,22 +50,25 @@ type CLI struct {
 	Explain ExplainCmd `cmd:"" help:"Say what a token or a GitLab/gitlab-runner error message is and what to do."`
 	Apply   ApplyCmd   `cmd:"" help:"Ensure every runner of a fleet manifest (fleet.yaml) exists as written, with bounded concurrency; --dry-run prints the plan."`
 
+	Help       HelpCmd       `cmd:"" help:"Show the help of a command: runner-bootstrap help create is runner-bootstrap create --help."`
+	Completion CompletionCmd `cmd:"" help:"Print the shell completion script for bash, zsh or fish: eval \"$$(runner-bootstrap completion bash)\"."`
+
 	// Globals come last so that each command's own flags lead its --help.
 	Globals
 }
 
 // Globals are the connection, output and logging flags of every command.
 type Globals struct {
-	GitlabURL      string        `name:"gitlab-url" group:"connection" placeholder:"URL" help:"GitLab base URL; /api/v4 is appended (default: $$CI_SERVER_URL, else https://gitlab.com)."`
-	TokenFile      string        `name:"token-file" group:"connection" placeholder:"PATH" help:"Read the access token from this file instead of $$GITLAB_TOKEN (never pass a token as a flag value)."`
-	CAFile         string        `name:"ca-file" group:"connection" placeholder:"PATH" help:"PEM bundle to trust for a self-managed GitLab (default: $$CI_SERVER_TLS_CA_FILE)."`
-	InsecureHTTP   bool          `name:"insecure-http" group:"connection" help:"Allow a plain http:// GitLab URL that is not loopback (sends the token unencrypted)."`
-	Output         string        `name:"output" group:"output" short:"o" enum:"text,json" default:"text" help:"Result format on stdout: text or json (one object, never a token)."`
-	LogLevel       string        `name:"log-level" group:"output" enum:"trace,debug,info,warn,error" default:"info" help:"Log level on stderr: trace, debug, info, warn or error."`
-	LogFormat      string        `name:"log-format" group:"output" enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
-	Timeout        time.Duration `name:"timeout" group:"connection" default:"5m" help:"Give up on the whole command after this long."`
-	RequestTimeout time.Duration `name:"request-timeout" group:"connection" default:"30s" help:"Give up on one HTTP request after this long (it is retried if safe)."`
-	MaxRetries     int           `name:"max-retries" group:"connection" default:"5" help:"Retries of a request GitLab answered with 429 or 5xx, or that failed before an answer (never a POST that may have been carried out)."`
+	GitlabURL      string            `name:"gitlab-url" group:"connection" placeholder:"URL" help:"GitLab base URL, e.g. https://gitlab.com; /api/v4 is appended (default: $$CI_SERVER_URL in CI jobs; required elsewhere)."`
+	TokenFile      string            `name:"token-file" group:"connection" placeholder:"PATH" predictor:"file" help:"Read the access token from this file instead of $$GITLAB_TOKEN (never pass a token as a flag value)."`
+	CAFile         string            `name:"ca-file" group:"connection" placeholder:"PATH" predictor:"file" help:"PEM bundle to trust for a self-managed GitLab (default: $$CI_SERVER_TLS_CA_FILE)."`
+	InsecureHTTP   bool              `name:"insecure-http" group:"connection" help:"Allow a plain http:// GitLab URL that is not loopback (sends the token unencrypted)."`
+	Output         string            `name:"output" group:"output" short:"o" enum:"text,json" default:"text" help:"Result format on stdout: text or json (one object, never a token)."`
+	LogLevel       string            `name:"log-level" group:"output" enum:"trace,debug,info,warn,error" default:"info" help:"Log level on stderr: trace, debug, info, warn or error."`
+	LogFormat      string            `name:"log-format" group:"output" enum:"text,json" default:"text" help:"Log format on stderr: text or json."`
+	Timeout        duration.Duration `name:"timeout" group:"connection" default:"5m" help:"Give up on the whole command after this long."`
+	RequestTimeout duration.Duration `name:"request-timeout" group:"connection" default:"30s" help:"Give up on one HTTP request after this long (it is retried if safe)."`
+	MaxRetries     int               `name:"max-retries" group:"connection" default:"5" help:"Retries of a request GitLab answered with 429 or 5xx, or that failed before an answer (never a POST that may have been carried out)."`
 }
 
 // App is what commands get at run time.
@@ -90,30 +97,38 @@ func (a *App) Printer() output.Printer {
 // Client connects to GitLab on first use, so that bad flags are reported without a token.
 func (a *App) Client() (*gitlab.Client, error) {
 	a.once.Do(func() {
+		url, err := a.gitlabURL()
+		if err != nil {
+			a.clientErr = err
+			return
+		}
 		tok, err := a.accessToken()
 		if err != nil {
 			a.clientErr = err
 			return
 		}
 		a.redactor.Add(tok)
-		url := a.GitlabURL
-		if url == "" {
-			url = a.Getenv("CI_SERVER_URL")
-		}
-		if url == "" {
-			url = "https://gitlab.com"
-		}
 		ca := a.CAFile
 		if ca == "" {
 			ca = a.Getenv("CI_SERVER_TLS_CA_FILE")
 		}
 		a.client, a.clientErr = a.newAPI(gitlab.Config{
 			BaseURL: url, Token: tok, CAFile: ca, InsecureHTTP: a.InsecureHTTP,
-			RequestTimeout: a.RequestTimeout, Log: a.Log, UserAgent: "runner-bootstrap",
+			RequestTimeout: a.RequestTimeout.D(), Log: a.Log, UserAgent: "runner-bootstrap",
 			RetryMax: a.MaxRetries, NoRetries: a.MaxRetries == 0,
 		})
 	})
 	return a.client, a.clientErr
+}
+
+// Progress starts reporting a long command's items on stderr: a bar on a terminal, a line per
+// item otherwise, inside a collapsible section in a GitLab CI job (see internal/progress).
+func (a *App) Progress(name, title string, total int) *progress.Task {
+	return progress.Start(a.progressOptions(), name, title, total)
+}
+
+func (a *App) progressOptions() progress.Options {
+	return progress.For(a.Stderr, a.Getenv, a.Log, a.LogFormat)
 }
 
 // Service returns the lifecycle service over the GitLab client.
@@ -123,6 +138,19 @@ func (a *App) Service() (*lifecycle.Service, error) {
 		return nil, err
 	}
 	return lifecycle.New(c, a.Log), nil
+}
+
+// gitlabURL is --gitlab-url, else $CI_SERVER_URL (set in every CI job). There is no silent
+// default beyond that: an access token meant for a self-managed instance must never travel to
+// gitlab.com because a flag was forgotten, so GitLab.com users say so with --gitlab-url.
+func (a *App) gitlabURL() (string, error) {
+	if a.GitlabURL != "" {
+		return a.GitlabURL, nil
+	}
+	if u := a.Getenv("CI_SERVER_URL"); u != "" {
+		return u, nil
+	}
+	return "", fail.Usagef("no GitLab URL: pass --gitlab-url https://gitlab.example.com (or --gitlab-url https://gitlab.com for GitLab.com), or run in a CI job, where $CI_SERVER_URL is set; outside CI runner-bootstrap does not assume gitlab.com, so a self-managed instance's access token is never sent there")
 }
 
 // accessToken reads GITLAB_TOKEN or --token-file and refuses the wrong kinds of token.
@@ -187,11 +215,26 @@ func Run(ctx context.Context, cfg Config) (code int) {
 			code = ep.code
 		}
 	}()
+	if cfg.Getenv("COMP_LINE") != "" {
+		// The shell asks for completions (see help.go): answer and exit.
+		kongplete.Complete(parser, kongplete.WithPredictor("file", complete.PredictFiles("*")))
+	}
 	kctx, err := parser.Parse(cfg.Args)
 	if err != nil {
 		// A misplaced token in the arguments must not be echoed back.
-		msg := sentence(token.Redact(err.Error()))
+		msg := sentence(token.Redact(parseError(err)))
+		var pe *kong.ParseError
+		noCommand := errors.As(err, &pe) && pe.Context != nil && pe.Context.Selected() == nil
+		if noCommand {
+			msg = "no command given: runner-bootstrap <command> [flags], with one of the commands listed below."
+		}
 		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: %s\n", msg)
+		if noCommand {
+			// Show what the commands are, as --help would, on stderr.
+			parser.Stdout = cfg.Stderr
+			fmt.Fprintln(cfg.Stderr)
+			_ = pe.Context.PrintUsage(false)
+		}
 		if wantsJSON(cfg.Args) {
 			_ = output.Printer{W: cfg.Stdout, Format: output.JSON}.Print(jsonError{msg, fail.CodeUsage}, nil)
 		}
@@ -210,7 +253,7 @@ func Run(ctx context.Context, cfg Config) (code int) {
 	app := &App{Globals: cli.Globals, Stdout: stdout, Stderr: cfg.Stderr, Getenv: cfg.Getenv, redactor: &token.Redactor{}, newAPI: gitlab.New}
 	app.redactor.Add(cfg.Getenv("CI_JOB_TOKEN"))
 	app.Log = newLogger(cfg.Stderr, app.LogLevel, app.LogFormat, app.redactor)
-	c, cancel := context.WithTimeout(ctx, app.Timeout)
+	c, cancel := context.WithTimeout(ctx, app.Timeout.D())
 	defer cancel()
 	app.Ctx = c
 
@@ -230,6 +273,16 @@ func Run(ctx context.Context, cfg Config) (code int) {
 type jsonError struct {
 	Error    string `json:"error"`
 	ExitCode int    `json:"exit_code"`
+}
+
+// parseError is the sentence for a parser error: a bad duration says itself what was wrong
+// (kong would lead it with "--flag=DURATION:").
+func parseError(err error) string {
+	var de *duration.Error
+	if errors.As(err, &de) {
+		return de.Error()
+	}
+	return err.Error()
 }
 
 // wantsJSON finds -o json in arguments the parser refused.

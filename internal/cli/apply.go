@@ -10,7 +10,7 @@ import (
 
 // ApplyCmd ensures every runner of a fleet manifest.
 type ApplyCmd struct {
-	File        string `name:"file" short:"f" required:"" placeholder:"FILE" help:"Fleet manifest (YAML): a runners: list whose keys mirror the create flags (- reads stdin)."`
+	File        string `name:"file" short:"f" required:"" placeholder:"FILE" predictor:"file" help:"Fleet manifest (YAML): a runners: list whose keys mirror the create flags (- reads stdin)."`
 	DryRun      bool   `name:"dry-run" help:"Print the plan and change nothing."`
 	Prune       bool   `name:"prune" help:"Also delete runners this tool created in the manifest's runner owners that no entry wants (and the variables that record them). Needs the whole manifest: not with a shard of several."`
 	Concurrency int    `name:"concurrency" default:"8" help:"Requests in flight at once, 1 to 32."`
@@ -43,7 +43,7 @@ func (c *ApplyCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	f := &fleet.Fleet{API: client, Log: app.Log, Concurrency: c.Concurrency}
+	f := &fleet.Fleet{API: client, Log: app.Log, Concurrency: c.Concurrency, Progress: app.progressOptions()}
 	app.Log.WithField("shard", sh.String()).Infof("planning %d of the %d entries of %s", len(m.Select(sh)), len(m.Entries), c.File)
 	plan, err := f.Plan(app.Ctx, m, sh, c.Prune)
 	if err != nil {

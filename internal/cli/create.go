@@ -2,7 +2,7 @@ package cli
 
 import (
 	"io"
-	"strconv"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,6 +28,10 @@ func (c *CreateCmd) Run(app *App) error {
 	r, res, err := ensure(app, s)
 	if err != nil {
 		return err
+	}
+	if res.Action == lifecycle.ActionUpdated && r.Var.Key == spec.DefaultKey && slices.Contains(res.Changes, "description") {
+		// The usual slip: a second create for another runner, without --variable-key.
+		app.Log.Warnf("runner %d, whose token is in %s, had another description and was updated in place to %q: the variable is the runner's identity, so a create with the default --variable-key %s re-purposes the runner stored there; give each runner its own --variable-key", res.RunnerID, r.VarName(), s.Runner.Description, spec.DefaultKey)
 	}
 	if err := writeResultDotenv(c.Dotenv, res); err != nil {
 		return err
@@ -98,22 +102,15 @@ func expiry(t *time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// writeResultDotenv writes the result's facts for later jobs; never the token.
+// writeResultDotenv writes the result's facts for later jobs, the same as its JSON (never the
+// token: a Result holds none).
 func writeResultDotenv(path string, res lifecycle.Result) error {
 	if path == "" {
 		return nil
 	}
-	exp := ""
-	if res.TokenExpiresAt != nil {
-		exp = res.TokenExpiresAt.UTC().Format(time.RFC3339)
+	facts, err := output.Facts("RUNNER_BOOTSTRAP", res)
+	if err != nil {
+		return err
 	}
-	return output.WriteDotenv(path, map[string]string{
-		"RUNNER_BOOTSTRAP_ACTION":            res.Action,
-		"RUNNER_BOOTSTRAP_RUNNER_ID":         strconv.FormatInt(res.RunnerID, 10),
-		"RUNNER_BOOTSTRAP_RUNNER_TYPE":       res.RunnerType,
-		"RUNNER_BOOTSTRAP_VARIABLE_KEY":      res.VariableKey,
-		"RUNNER_BOOTSTRAP_VARIABLE_OWNER":    res.VariableOwner,
-		"RUNNER_BOOTSTRAP_VARIABLE_OWNER_ID": strconv.FormatInt(res.VariableOwnerID, 10),
-		"RUNNER_BOOTSTRAP_TOKEN_EXPIRES_AT":  exp,
-	})
+	return output.WriteDotenv(path, facts)
 }

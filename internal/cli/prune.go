@@ -3,8 +3,8 @@ package cli
 import (
 	"fmt"
 	"io"
-	"time"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
@@ -13,10 +13,10 @@ import (
 // PruneCmd deletes runners the tool created that nothing uses.
 type PruneCmd struct {
 	OwnerFlags
-	Instance   bool          `name:"instance" help:"Look at instance runners (admin)."`
-	RunnerType []string      `name:"runner-type" enum:"instance_type,group_type,project_type" sep:"," placeholder:"TYPE" help:"Runner types to look at (default: the owner's own type)."`
-	OlderThan  time.Duration `name:"older-than" placeholder:"DURATION" help:"Grace period: prune an unreferenced runner only when it has had no contact (or, never contacted, was created) this long ago, e.g. 720h; a runner a live variable references is never pruned."`
-	DryRun     bool          `name:"dry-run" help:"List what would be deleted and change nothing."`
+	Instance   bool              `name:"instance" help:"Look at instance runners (admin)."`
+	RunnerType []string          `name:"runner-type" enum:"instance_type,group_type,project_type" sep:"," placeholder:"TYPE" help:"Runner types to look at (default: the owner's own type)."`
+	OlderThan  duration.Duration `name:"older-than" placeholder:"DURATION" help:"Grace period: prune an unreferenced runner only when it has had no contact (or, never contacted, was created) this long ago, e.g. 30d or 720h; a runner a live variable references is never pruned."`
+	DryRun     bool              `name:"dry-run" help:"List what would be deleted and change nothing."`
 }
 
 type pruneResult struct {
@@ -29,15 +29,12 @@ func (c *PruneCmd) Run(app *App) error {
 	if countSet(c.ProjectID != "", c.GroupID != "", c.Instance) != 1 {
 		return fail.Usagef("prune needs exactly one of --project-id, --group-id or --instance: where to look for runners")
 	}
-	if c.OlderThan < 0 {
-		return fail.Usagef("--older-than %s is negative: expected a duration such as 720h", c.OlderThan)
-	}
 	svc, err := app.Service()
 	if err != nil {
 		return err
 	}
 	s := spec.New()
-	o := lifecycle.PruneOptions{OlderThan: c.OlderThan, DryRun: c.DryRun}
+	o := lifecycle.PruneOptions{OlderThan: c.OlderThan.D(), DryRun: c.DryRun}
 	switch {
 	case c.ProjectID != "":
 		s.Runner.ProjectRef = c.ProjectID
@@ -60,12 +57,17 @@ func (c *PruneCmd) Run(app *App) error {
 			o.Types = append(o.Types, spec.RunnerType(t))
 		}
 	}
+	verb := "deleted"
+	if c.DryRun {
+		verb = "would delete"
+	}
+	prog := app.Progress("prune", "looking for runners to prune in "+r.OwnerPath, 0)
+	o.Progress = func(it lifecycle.PruneItem) {
+		prog.Done(fmt.Sprintf("runner %d (%s %q)", it.RunnerID, it.RunnerType, it.Description), verb+": "+it.Reason)
+	}
 	items, err := svc.Prune(app.Ctx, o)
+	prog.Finish()
 	if perr := app.Printer().Print(pruneResult{DryRun: c.DryRun, Runners: items}, func(w io.Writer) {
-		verb := "deleted"
-		if c.DryRun {
-			verb = "would delete"
-		}
 		if len(items) == 0 {
 			line(w, "nothing to prune in %s", r.OwnerPath)
 		}

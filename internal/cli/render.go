@@ -26,12 +26,14 @@ func (c *RenderCmd) Run(app *App) error {
 	if !token.IsRunnerToken(tok) {
 		return fail.Usagef("$%s holds %s: render needs a runner authentication token (glrt-)", c.TokenEnv, token.Classify(tok))
 	}
-	url := app.GitlabURL
-	if url == "" {
-		url = app.Getenv("CI_SERVER_URL")
-	}
-	if url == "" && c.Format != "secret" {
-		return fail.Usagef("no GitLab URL for the rendered %s: pass --gitlab-url or set CI_SERVER_URL", c.Format)
+	// The Secret holds no URL; the other formats need the one every command uses.
+	var url string
+	if c.Format != "secret" {
+		u, err := app.gitlabURL()
+		if err != nil {
+			return err
+		}
+		url = u
 	}
 	var out []byte
 	var err error

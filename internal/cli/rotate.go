@@ -2,8 +2,8 @@ package cli
 
 import (
 	"io"
-	"time"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
@@ -13,19 +13,16 @@ import (
 type RotateCmd struct {
 	OwnerFlags
 	VariableTargetFlags
-	IfExpiringWithin time.Duration `name:"if-expiring-within" placeholder:"DURATION" help:"Rotate only when the token expires within this window, e.g. 72h (default: always rotate)."`
-	UseRunnerToken   bool          `name:"use-runner-token" help:"Reset with the runner's own current token, read from the job's environment variable named by --variable-key, for access tokens without rights on the runner."`
-	Dotenv           string        `name:"dotenv" placeholder:"FILE" help:"Also write the result's non-secret facts as KEY=value lines for artifacts:reports:dotenv."`
-	All              bool          `name:"all" help:"Rotate every variable this tool manages in the project (--project-id), group (--group-id) or instance (--variable-instance)."`
-	IncludeSubgroups bool          `name:"include-subgroups" help:"With --all and --group-id: also the group's subgroups and their projects."`
-	Concurrency      int           `name:"concurrency" default:"4" help:"With --all: rotations in flight at once."`
+	IfExpiringWithin duration.Duration `name:"if-expiring-within" placeholder:"DURATION" help:"Rotate only when the token expires within this window, e.g. 72h or 7d (default: always rotate)."`
+	UseRunnerToken   bool              `name:"use-runner-token" help:"Reset with the runner's own current token, read from the job's environment variable named by --variable-key, for access tokens without rights on the runner."`
+	Dotenv           string            `name:"dotenv" placeholder:"FILE" help:"Also write the result's non-secret facts as KEY=value lines for artifacts:reports:dotenv."`
+	All              bool              `name:"all" help:"Rotate every variable this tool manages in the project (--project-id), group (--group-id) or instance (--variable-instance)."`
+	IncludeSubgroups bool              `name:"include-subgroups" help:"With --all and --group-id: also the group's subgroups and their projects."`
+	Concurrency      int               `name:"concurrency" default:"4" help:"With --all: rotations in flight at once."`
 }
 
 // Run implements the command.
 func (c *RotateCmd) Run(app *App) error {
-	if c.IfExpiringWithin < 0 {
-		return fail.Usagef("--if-expiring-within %s is negative: expected a duration such as 72h", c.IfExpiringWithin)
-	}
 	if c.All {
 		return c.runAll(app)
 	}
@@ -39,7 +36,7 @@ func (c *RotateCmd) Run(app *App) error {
 	if err := s.Variable.Validate(); err != nil {
 		return err
 	}
-	opts := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin}
+	opts := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D()}
 	if c.UseRunnerToken {
 		cur := tokenFromEnv(app.Getenv, s.Variable.Key)
 		if cur == "" {

@@ -7,8 +7,29 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/progress"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 )
+
+// scopeName is "group platform and its 3 subgroups and projects", for messages.
+func scopeName(owners []lifecycle.Owner, subgroups bool) string {
+	o := owners[0]
+	name := "the instance"
+	if o.Kind != spec.OwnerInstance {
+		name = fmt.Sprintf("%s %s", o.Kind, o.Path)
+	}
+	if subgroups {
+		switch n := len(owners) - 1; n {
+		case 0:
+			name += " (it has no subgroups or projects)"
+		case 1:
+			name += " and its 1 subgroup or project"
+		default:
+			name += fmt.Sprintf(" and its %d subgroups and projects", n)
+		}
+	}
+	return name
+}
 
 type bulkResult struct {
 	Rotated int                  `json:"rotated"`
@@ -35,7 +56,7 @@ func (c *RotateCmd) runAll(app *App) error {
 	if err != nil {
 		return err
 	}
-	svc := lifecycle.New(client, app.Log)
+	svc := lifecycle.New(client, progress.Quieter(app.Log))
 	var owners []lifecycle.Owner
 	switch {
 	case c.ProjectID != "":
@@ -72,17 +93,19 @@ func (c *RotateCmd) runAll(app *App) error {
 	for _, it := range unlisted {
 		app.Log.Errorf("%s: %s", it.Variable, it.Error)
 	}
-	app.Log.Infof("rotating %d managed variables in %d owners, %d at a time", len(refs), len(owners), c.Concurrency)
-	done := 0
-	items := svc.RotateAll(app.Ctx, refs, lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin}, c.Concurrency, func(it lifecycle.BulkItem) {
-		done++
-		f := app.Log.WithField("progress", fmt.Sprintf("%d/%d", done, len(refs)))
+	if len(refs) == 0 && len(unlisted) == 0 {
+		// An empty table and exit 0 would hide a schedule pointed at the wrong place.
+		return fail.WithCode(fail.CodeNotFound, fmt.Errorf("no variable managed by runner-bootstrap in %s: nothing to rotate; check the scope, or create a runner there first with runner-bootstrap create", scopeName(owners, c.IncludeSubgroups)))
+	}
+	prog := app.Progress("rotate_all", fmt.Sprintf("rotating %s in %s, %d at a time", plural(len(refs), "managed variable"), plural(len(owners), "owner"), c.Concurrency), len(refs))
+	items := svc.RotateAll(app.Ctx, refs, lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D()}, c.Concurrency, func(it lifecycle.BulkItem) {
 		if it.Error != "" {
-			f.Errorf("%s: %s", it.Variable, it.Error)
+			prog.Failed(it.Variable, it.Error)
 		} else {
-			f.Infof("%s: %s", it.Variable, it.Action)
+			prog.Done(it.Variable, it.Action)
 		}
 	})
+	prog.Finish()
 	items = append(unlisted, items...)
 	var out bulkResult
 	out.Runners = items

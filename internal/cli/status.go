@@ -5,14 +5,16 @@ import (
 	"io"
 	"time"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 )
 
 // StatusCmd reports on the runner behind a variable.
 type StatusCmd struct {
 	OwnerFlags
 	VariableTargetFlags
-	WarnWithin time.Duration `name:"warn-within" default:"72h" placeholder:"DURATION" help:"Exit 10 when the token expires within this window."`
+	WarnWithin duration.Duration `name:"warn-within" default:"72h" placeholder:"DURATION" help:"Exit 10 when the token expires within this window, e.g. 72h or 7d."`
 }
 
 // Run implements the command.
@@ -24,9 +26,6 @@ func (c *StatusCmd) Run(app *App) error {
 	if err := s.Variable.Validate(); err != nil {
 		return err
 	}
-	if c.WarnWithin < 0 {
-		return fail.Usagef("--warn-within %s is negative: expected a duration such as 72h", c.WarnWithin)
-	}
 	svc, err := app.Service()
 	if err != nil {
 		return err
@@ -35,7 +34,7 @@ func (c *StatusCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	rep, err := svc.Status(app.Ctx, r, c.WarnWithin)
+	rep, err := svc.Status(app.Ctx, r, c.WarnWithin.D())
 	if err != nil {
 		return err
 	}
@@ -56,7 +55,11 @@ func (c *StatusCmd) Run(app *App) error {
 			line(w, "  %s %s, last contact %s", m.SystemID, m.Status, contacted)
 		}
 		line(w, "token expires: %s", expiry(rep.TokenExpiresAt))
-		line(w, "health: %s: %s", rep.Health, rep.Message)
+		if rep.Health == lifecycle.HealthNeverContacted {
+			line(w, "health: %s (warning): %s", rep.Health, rep.Message)
+		} else {
+			line(w, "health: %s: %s", rep.Health, rep.Message)
+		}
 	}); err != nil {
 		return err
 	}

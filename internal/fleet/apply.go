@@ -6,12 +6,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/progress"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
 )
 
@@ -82,13 +82,14 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan) {
 			it.Result = lifecycle.ActionUnchanged
 		}
 	}
-	entryLog := quieter(f.Log)
-	prog := newProgress(f.Log, len(work), f.now)
+	entryLog := progress.Quieter(f.Log)
 	if len(work) == 0 {
-		f.Log.Infof("nothing to apply: all %s up to date", plural(len(p.Items), "entry is", "entries are"))
-	} else {
-		f.Log.Infof("applying %s (%d up to date), %d at a time", plural(len(work), "change", "changes"), len(p.Items)-len(work), f.conc())
+		f.Log.Infof("nothing to apply: %s", upToDate(len(p.Items)))
+		f.readBack(ctx, p)
+		return
 	}
+	prog := progress.Start(f.progressOptions(), "apply", fmt.Sprintf("applying %s (%d up to date), %d at a time", plural(len(work), "change", "changes"), len(p.Items)-len(work), f.conc()), len(work))
+	defer prog.Finish()
 	forEach(ctx, len(work), f.conc(), func(i int) {
 		it := work[i]
 		if it.Action == Delete {
@@ -96,7 +97,11 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan) {
 		} else {
 			f.applyEntry(ctx, p.snap, it, entryLog)
 		}
-		prog.step()
+		if it.Result == ResultFailed {
+			prog.Failed(p.itemName(it), it.Error)
+		} else {
+			prog.Done(p.itemName(it), it.Result)
+		}
 	})
 	for _, it := range work {
 		if it.Result == "" {
@@ -202,60 +207,30 @@ func (f *Fleet) readBack(ctx context.Context, p *Plan) {
 	})
 }
 
-// quieter is the logger Ensure writes to during apply: its per-runner info lines ("created
-// runner …") would flood a log for a thousand runners, so they show at debug level only;
-// warnings (a recorded runner gone, an orphan deleted) always show. Output and formatter are
-// the program's, so the same redaction applies.
-func quieter(l *logrus.Logger) *logrus.Logger {
-	q := logrus.New()
-	q.SetOutput(l.Out)
-	q.SetFormatter(l.Formatter)
-	q.ReplaceHooks(l.Hooks)
-	lvl := logrus.WarnLevel
-	if l.IsLevelEnabled(logrus.DebugLevel) || !l.IsLevelEnabled(logrus.WarnLevel) {
-		lvl = l.GetLevel()
+// progressOptions are the caller's, with the fleet's log for the item lines by default.
+func (f *Fleet) progressOptions() progress.Options {
+	o := f.Progress
+	if o.Log == nil {
+		o.Log = f.Log
 	}
-	q.SetLevel(lvl)
-	return q
+	return o
 }
 
-// progress logs done/total, the rate and an ETA: at most once a second, when another tenth of
-// the work is done or ten seconds have passed since the last line.
-type progress struct {
-	log   *logrus.Logger
-	now   func() time.Time
-	total int
-
-	mu          sync.Mutex
-	done        int
-	start, last time.Time
-	lastTenth   int
+// itemName is how a progress line names an item: the entry's file:line and variable, or the
+// runner --prune deletes.
+func (p *Plan) itemName(it *Item) string {
+	if it.Line == 0 {
+		return "runner " + idOrDash(it.RunnerID)
+	}
+	return p.where(it) + " " + it.Variable
 }
 
-func newProgress(log *logrus.Logger, total int, now func() time.Time) *progress {
-	t := now()
-	return &progress{log: log, now: now, total: total, start: t, last: t}
-}
-
-func (p *progress) step() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.done++
-	if p.done >= p.total {
-		return // the summary line follows
+// upToDate is "the 1 entry is up to date" or "all 3 entries are up to date".
+func upToDate(n int) string {
+	if n == 1 {
+		return "the 1 entry is up to date"
 	}
-	t := p.now()
-	tenth := p.done * 10 / p.total
-	since := t.Sub(p.last)
-	if since < time.Second || (tenth == p.lastTenth && since < 10*time.Second) {
-		return
-	}
-	p.last, p.lastTenth = t, tenth
-	elapsed := t.Sub(p.start).Seconds()
-	rate := float64(p.done) / elapsed
-	eta := time.Duration(float64(p.total-p.done) / rate * float64(time.Second)).Round(time.Second)
-	p.log.WithField("progress", fmt.Sprintf("%d/%d", p.done, p.total)).
-		Infof("applied %d of %d changes (%d%%), %.1f/s, about %s left", p.done, p.total, p.done*100/p.total, rate, eta)
+	return fmt.Sprintf("all %d entries are up to date", n)
 }
 
 // LogSummary writes the final line to the log.

@@ -16,6 +16,7 @@ import (
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/progress"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 )
@@ -108,6 +109,8 @@ type Fleet struct {
 	Log *logrus.Logger
 	// Concurrency bounds the requests in flight (default 8).
 	Concurrency int
+	// Progress says where apply's progress goes (default: one line per item on Log).
+	Progress progress.Options
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -553,12 +556,7 @@ func (p *Plan) variableName(ref gitlab.VarRef) string {
 }
 
 // variableName is "project platform/deploy variable RUNNER_TOKEN (scope *)".
-func variableName(r lifecycle.Resolved) string {
-	if r.Var.Owner == spec.OwnerInstance {
-		return "instance variable " + r.Var.Key
-	}
-	return fmt.Sprintf("%s variable %s (scope %s)", r.VarOwnerPath, r.Var.Key, r.Var.Scope)
-}
+func variableName(r lifecycle.Resolved) string { return r.VarName() }
 
 func discardLogger() *logrus.Logger {
 	l := logrus.New()

@@ -21,8 +21,8 @@ type Owner struct {
 // ManagedVariables lists the variables this tool manages in the given owners. The first owner
 // is the one the user named: failing to list it is an error. A descendant that cannot be listed
 // (no rights there) becomes a failed item, so one subgroup does not stop the others.
-func (s *Service) ManagedVariables(ctx context.Context, owners []Owner) ([]gitlab.VarRef, []BulkItem, error) {
-	var out []gitlab.VarRef
+func (s *Service) ManagedVariables(ctx context.Context, owners []Owner) ([]Resolved, []BulkItem, error) {
+	var out []Resolved
 	var failed []BulkItem
 	for i, o := range owners {
 		vars, err := s.API.ListVariables(ctx, o.Kind, o.ID)
@@ -35,7 +35,12 @@ func (s *Service) ManagedVariables(ctx context.Context, owners []Owner) ([]gitla
 		}
 		for _, v := range vars {
 			if strings.HasPrefix(v.Description, record.VariablePrefix) {
-				out = append(out, gitlab.VarRef{Owner: o.Kind, OwnerID: o.ID, Key: v.Key, Scope: v.Scope})
+				ref := gitlab.VarRef{Owner: o.Kind, OwnerID: o.ID, Key: v.Key, Scope: v.Scope}
+				r := Resolved{Var: ref, Spec: spec.Spec{Variable: spec.Variable{Key: ref.Key, Owner: ref.Owner, EnvironmentScope: ref.Scope}}}
+				if o.Kind != spec.OwnerInstance {
+					r.VarOwnerPath = string(o.Kind) + " " + o.Path
+				}
+				out = append(out, r)
 			}
 		}
 	}
@@ -51,7 +56,7 @@ type BulkItem struct {
 
 // RotateAll rotates every variable with at most concurrency rotations in flight. One failure
 // does not stop the others; done is called after each variable (for progress).
-func (s *Service) RotateAll(ctx context.Context, refs []gitlab.VarRef, o RotateOptions, concurrency int, done func(BulkItem)) []BulkItem {
+func (s *Service) RotateAll(ctx context.Context, refs []Resolved, o RotateOptions, concurrency int, done func(BulkItem)) []BulkItem {
 	if concurrency < 1 {
 		concurrency = 1
 	}
@@ -59,15 +64,14 @@ func (s *Service) RotateAll(ctx context.Context, refs []gitlab.VarRef, o RotateO
 	sem := make(chan struct{}, concurrency)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for i, ref := range refs {
+	for i, r := range refs {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			r := Resolved{Var: ref, Spec: spec.Spec{Variable: spec.Variable{Key: ref.Key, Owner: ref.Owner, EnvironmentScope: ref.Scope}}}
 			res, err := s.Rotate(ctx, r, o)
-			it := BulkItem{Variable: ref.String(), Result: res}
+			it := BulkItem{Variable: r.VarName(), Result: res}
 			if err != nil {
 				it.Error = err.Error()
 				it.Action = "failed"

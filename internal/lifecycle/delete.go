@@ -23,7 +23,7 @@ func (s *Service) Delete(ctx context.Context, r Resolved) (Result, error) {
 	if v != nil {
 		rec, ok := record.ParseVariable(v.Description)
 		if !ok {
-			return res, notManaged(r.Var)
+			return res, notManaged(r.VarName())
 		}
 		res.RunnerID = rec.RunnerID
 		recorded, err = s.recordedRunner(ctx, r, rec)
@@ -66,7 +66,7 @@ func (s *Service) Delete(ctx context.Context, r Resolved) (Result, error) {
 		if err := s.API.DeleteRunner(ctx, id); err != nil && !gitlab.IsNotFound(err) {
 			return res, err
 		}
-		s.Log.WithField("runner_id", id).Warnf("deleted runner %d: it was marked for %s", id, r.Var)
+		s.Log.WithField("runner_id", id).Warnf("deleted runner %d: it was marked for %s", id, r.VarName())
 		res.OrphansDeleted = append(res.OrphansDeleted, id)
 		res.Action = ActionDeleted
 	}
@@ -74,11 +74,11 @@ func (s *Service) Delete(ctx context.Context, r Resolved) (Result, error) {
 		if err := s.API.DeleteVariable(ctx, r.Var); err != nil && !gitlab.IsNotFound(err) {
 			return res, err
 		}
-		s.Log.Infof("deleted %s", r.Var)
+		s.Log.Infof("deleted %s", r.VarName())
 		res.Action = ActionDeleted
 	}
 	if res.Action == ActionAbsent {
-		s.Log.Infof("nothing to delete: %s does not exist and no runner is marked for it", r.Var)
+		s.Log.Infof("nothing to delete: %s does not exist and no runner is marked for it", r.VarName())
 	}
 	return res, nil
 }

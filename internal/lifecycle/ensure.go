@@ -57,7 +57,7 @@ func (s *Service) ensureOnce(ctx context.Context, r Resolved) (Result, error) {
 	if v != nil {
 		var ok bool
 		if rec, ok = record.ParseVariable(v.Description); !ok {
-			return res, notManaged(r.Var)
+			return res, notManaged(r.VarName())
 		}
 		if err := checkVisibility(r, v); err != nil {
 			return res, err
@@ -77,7 +77,7 @@ func (s *Service) ensureOnce(ctx context.Context, r Resolved) (Result, error) {
 			moved = rec.RunnerID
 		case gitlab.IsNotFound(err):
 			res.PreviousRunnerID = rec.RunnerID
-			s.Log.WithField("runner_id", rec.RunnerID).Warnf("runner %d recorded in %s no longer exists; creating a replacement", rec.RunnerID, r.Var)
+			s.Log.WithField("runner_id", rec.RunnerID).Warnf("runner %d recorded in %s no longer exists; creating a replacement", rec.RunnerID, r.VarName())
 		default:
 			return res, err
 		}
@@ -97,7 +97,7 @@ func checkVisibility(r Resolved, v *gitlab.Variable) error {
 	want := r.Spec.Variable.Hidden && r.Var.Owner != spec.OwnerInstance
 	if v.Hidden != want {
 		state := map[bool]string{true: "hidden", false: "not hidden"}
-		return fail.WithCode(fail.CodeConflict, fmt.Errorf("%s is %s and GitLab cannot change that after creation: run runner-bootstrap delete for it first, or keep --variable-hidden=%t", r.Var, state[v.Hidden], v.Hidden))
+		return fail.WithCode(fail.CodeConflict, fmt.Errorf("%s is %s and GitLab cannot change that after creation: run runner-bootstrap delete for it first, or keep --variable-hidden=%t", r.VarName(), state[v.Hidden], v.Hidden))
 	}
 	return nil
 }
@@ -235,7 +235,7 @@ func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Vari
 		}
 		return res, fmt.Errorf("%w; runner %d was deleted again so that no runner is left whose token is stored nowhere", err, nt.RunnerID)
 	}
-	log.Infof("stored its token in %s", r.Var)
+	log.Infof("stored its token in %s", r.VarName())
 
 	// Read back: a concurrent run may have stored its own runner after us.
 	if got, err := s.API.GetVariable(ctx, r.Var); err == nil {
@@ -288,7 +288,7 @@ func (s *Service) store(ctx context.Context, r Resolved, v *gitlab.Variable, nt 
 			return err
 		}
 		if _, ok := record.ParseVariable(got.Description); !ok {
-			return notManaged(r.Var)
+			return notManaged(r.VarName())
 		}
 		if err := checkVisibility(r, got); err != nil {
 			return err
@@ -311,7 +311,7 @@ func (s *Service) checkScopeKept(ctx context.Context, r Resolved) error {
 	dropped := r.Var
 	dropped.Scope = spec.DefaultScope
 	if derr := s.API.DeleteVariable(ctx, dropped); derr != nil && !gitlab.IsNotFound(derr) {
-		return fmt.Errorf("GitLab stored %s under scope * (it drops environment scopes of group variables without a Premium licence), and deleting it failed (%w): delete it by hand", r.Var, derr)
+		return fmt.Errorf("GitLab stored %s under scope * (it drops environment scopes of group variables without a Premium licence), and deleting it failed (%w): delete it by hand", r.VarName(), derr)
 	}
 	return fail.WithCode(fail.CodeConflict, fmt.Errorf("GitLab ignored the environment scope %q of the group variable %s (scoped group variables need GitLab Premium); use --variable-environment-scope '*' or store the token in a project variable", r.Var.Scope, r.Var.Key))
 }
@@ -357,7 +357,7 @@ func (s *Service) deleteOrphans(ctx context.Context, r Resolved, pick func(int64
 		if err := s.API.DeleteRunner(ctx, id); err != nil && !gitlab.IsNotFound(err) {
 			return deleted, err
 		}
-		s.Log.WithField("runner_id", id).Warnf("deleted runner %d: it was created for %s but its token is not stored there (an interrupted or concurrent run)", id, r.Var)
+		s.Log.WithField("runner_id", id).Warnf("deleted runner %d: it was created for %s but its token is not stored there (an interrupted or concurrent run)", id, r.VarName())
 		deleted = append(deleted, id)
 	}
 	return deleted, nil

@@ -197,8 +197,21 @@ func runnerOwner(a gitlab.RunnerAttrs) (spec.OwnerKind, int64) {
 	return spec.OwnerInstance, 0
 }
 
-func notManaged(v gitlab.VarRef) error {
-	return fail.WithCode(fail.CodeConflict, fmt.Errorf("%s exists but was not written by runner-bootstrap (its description has no runner record): refusing to overwrite it; delete it or choose another --variable-key", v))
+func notManaged(name string) error {
+	return fail.WithCode(fail.CodeConflict, fmt.Errorf("%s exists but was not written by runner-bootstrap (its description has no runner record): refusing to overwrite it; delete it or choose another --variable-key", name))
+}
+
+// VarName is how messages name the variable: "project platform/deploy variable RUNNER_TOKEN
+// (scope *)", with the path the user gave rather than the numeric id, so that one run calls
+// one object by one name.
+func (r Resolved) VarName() string {
+	if r.Var.Owner == spec.OwnerInstance {
+		return "instance variable " + r.Var.Key
+	}
+	if r.VarOwnerPath == "" {
+		return r.Var.String()
+	}
+	return fmt.Sprintf("%s variable %s (scope %s)", r.VarOwnerPath, r.Var.Key, r.Var.Scope)
 }
 
 func sameTags(a, b []string) bool {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
@@ -21,6 +22,8 @@ type PruneOptions struct {
 	// deploy jobs hand out.
 	OlderThan time.Duration
 	DryRun    bool
+	// Progress, if set, is called after each runner prune deletes (or would delete).
+	Progress func(PruneItem)
 }
 
 // PruneItem is one runner prune deleted or would delete.
@@ -76,9 +79,11 @@ func (s *Service) Prune(ctx context.Context, o PruneOptions) ([]PruneItem, error
 					return items, err
 				}
 				it.Deleted = true
-				s.Log.WithField("runner_id", d.ID).Infof("pruned runner %d: %s", d.ID, reason)
 			}
 			items = append(items, it)
+			if o.Progress != nil {
+				o.Progress(it)
+			}
 		}
 	}
 	return items, nil
@@ -117,7 +122,7 @@ func (s *Service) pruneReason(ctx context.Context, d *gitlab.Runner, m record.Ru
 		if d.ContactedAt == nil {
 			return fmt.Sprintf("%s and never contacted since it was created %s ago", reason, roundDuration(idle)), nil
 		}
-		return fmt.Sprintf("%s and last contacted %s ago, beyond --older-than %s", reason, roundDuration(idle), olderThan), nil
+		return fmt.Sprintf("%s and last contacted %s ago, beyond --older-than %s", reason, roundDuration(idle), duration.Duration(olderThan)), nil
 	}
 	return reason, nil
 }

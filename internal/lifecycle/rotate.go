@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
@@ -37,14 +38,14 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 	res := s.result(r, "")
 	v, err := s.API.GetVariable(ctx, r.Var)
 	if gitlab.IsNotFound(err) {
-		return res, fail.WithCode(fail.CodeNotFound, fmt.Errorf("%s does not exist: create the runner and store its token first with runner-bootstrap create", r.Var))
+		return res, fail.WithCode(fail.CodeNotFound, fmt.Errorf("%s does not exist: create the runner and store its token first with runner-bootstrap create", r.VarName()))
 	}
 	if err != nil {
 		return res, err
 	}
 	rec, ok := record.ParseVariable(v.Description)
 	if !ok {
-		return res, notManaged(r.Var)
+		return res, notManaged(r.VarName())
 	}
 	res.RunnerID = rec.RunnerID
 	res.TokenExpiresAt = rec.TokenExpiresAt
@@ -53,7 +54,7 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 	case errors.Is(err, ErrNotCreatedFor):
 		return res, err
 	case gitlab.IsNotFound(err):
-		return res, fail.WithCode(fail.CodeNotFound, fmt.Errorf("runner %d recorded in %s no longer exists: run runner-bootstrap create to replace it", rec.RunnerID, r.Var))
+		return res, fail.WithCode(fail.CodeNotFound, fmt.Errorf("runner %d recorded in %s no longer exists: run runner-bootstrap create to replace it", rec.RunnerID, r.VarName()))
 	case err != nil && o.RunnerToken == nil:
 		return res, err
 	case err != nil:
@@ -93,18 +94,18 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		// The runner token was valid a moment ago (checked above) and is not now: it was just
 		// rotated elsewhere. The stored token is stale; the mark says so and the next create
 		// or rotate with an access token repairs it.
-		return res, fail.WithCode(fail.CodeConflict, fmt.Errorf("GitLab refused the runner token from $%s (403), so the stored token is stale: run runner-bootstrap rotate without --use-runner-token, with an access token that has rights on runner %d (%s is marked rotation_pending)", r.Var.Key, rec.RunnerID, r.Var))
+		return res, fail.WithCode(fail.CodeConflict, fmt.Errorf("GitLab refused the runner token from $%s (403), so the stored token is stale: run runner-bootstrap rotate without --use-runner-token, with an access token that has rights on runner %d (%s is marked rotation_pending)", r.Var.Key, rec.RunnerID, r.VarName()))
 	}
 	if err != nil {
 		if code := gitlab.StatusCode(err); code >= 400 && code < 500 {
 			// GitLab answered and did not reset: the stored token is still good, so the mark
 			// would only make status cry wolf and the next create reset a working token.
 			if uerr := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: new(rec.Description())}); uerr != nil {
-				return res, fmt.Errorf("%w; the stored token is unchanged, but clearing the rotation_pending mark on %s failed too (%v)", err, r.Var, uerr)
+				return res, fmt.Errorf("%w; the stored token is unchanged, but clearing the rotation_pending mark on %s failed too (%v)", err, r.VarName(), uerr)
 			}
 			return res, fmt.Errorf("%w; nothing was rotated and the stored token still works", err)
 		}
-		return res, fmt.Errorf("%w; GitLab may or may not have reset the token, so %s is marked rotation_pending: status reports it and the next rotate or create finishes the job", err, r.Var)
+		return res, fmt.Errorf("%w; GitLab may or may not have reset the token, so %s is marked rotation_pending: status reports it and the next rotate or create finishes the job", err, r.VarName())
 	}
 	done := record.Variable{RunnerID: rec.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
 	w := gitlab.VariableWrite{Value: &nt.Token, Description: new(done.Description())}
@@ -113,9 +114,9 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		w.Masked, w.Raw = new(true), new(false)
 	}
 	if err := s.API.UpdateVariable(ctx, r.Var, w); err != nil {
-		return res, fmt.Errorf("%w; runner %d's token was reset but the new one could not be stored, so its managers hold a revoked token until the next rotation: run runner-bootstrap rotate again (%s is marked rotation_pending)", err, rec.RunnerID, r.Var)
+		return res, fmt.Errorf("%w; runner %d's token was reset but the new one could not be stored, so its managers hold a revoked token until the next rotation: run runner-bootstrap rotate again (%s is marked rotation_pending)", err, rec.RunnerID, r.VarName())
 	}
-	s.Log.WithField("runner_id", rec.RunnerID).Infof("rotated the token of runner %d and stored it in %s", rec.RunnerID, r.Var)
+	s.Log.WithField("runner_id", rec.RunnerID).Infof("rotated the token of runner %d and stored it in %s", rec.RunnerID, r.VarName())
 	res.Action = ActionRotated
 	res.TokenExpiresAt = nt.ExpiresAt
 	return res, nil
@@ -150,9 +151,9 @@ func (s *Service) rotationDue(rec record.Variable, runner *gitlab.Runner, window
 		return fmt.Sprintf("the token expired at %s", exp.UTC().Format(time.RFC3339)), true
 	}
 	if left <= window {
-		return fmt.Sprintf("the token expires in %s, within %s", roundDuration(left), window), true
+		return fmt.Sprintf("the token expires in %s, within %s", duration.Duration(roundDuration(left)), duration.Duration(window)), true
 	}
-	return fmt.Sprintf("the token expires in %s, outside the %s window", roundDuration(left), window), false
+	return fmt.Sprintf("the token expires in %s, outside the %s window", duration.Duration(roundDuration(left)), duration.Duration(window)), false
 }
 
 func roundDuration(d time.Duration) time.Duration {
@@ -192,7 +193,7 @@ func (s *Service) checkRunnerToken(ctx context.Context, r Resolved, rec record.V
 		s.Log.Warnf("could not remove the manager %s that verifying the token created (%v); GitLab removes it once it is stale", verifySystemID, derr)
 	}
 	if id != rec.RunnerID {
-		return fail.WithCode(fail.CodeConflict, fmt.Errorf("the runner token in $%s belongs to runner %d, but %s records runner %d: the job received another variable of that name (check its project, group and environment scope); nothing was rotated", r.Var.Key, id, r.Var, rec.RunnerID))
+		return fail.WithCode(fail.CodeConflict, fmt.Errorf("the runner token in $%s belongs to runner %d, but %s records runner %d: the job received another variable of that name (check its project, group and environment scope); nothing was rotated", r.Var.Key, id, r.VarName(), rec.RunnerID))
 	}
 	return nil
 }

@@ -78,13 +78,13 @@ func TestRotateIfExpiringWithin(t *testing.T) {
 	res, err := e.svc.Rotate(e.ctx, r, lifecycle.RotateOptions{IfExpiringWithin: 72 * time.Hour})
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(res.Action, lifecycle.ActionSkipped))
-	assert.Check(t, is.Contains(res.Reason, "outside the 72h0m0s window"))
+	assert.Check(t, is.Contains(res.Reason, "outside the 3d window"))
 
 	*now = now.Add(30 * time.Hour)
 	res, err = e.svc.Rotate(e.ctx, r, lifecycle.RotateOptions{IfExpiringWithin: 72 * time.Hour})
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(res.Action, lifecycle.ActionRotated))
-	assert.Check(t, is.Contains(res.Reason, "within 72h0m0s"))
+	assert.Check(t, is.Contains(res.Reason, "within 3d"))
 	assert.Check(t, is.Equal(res.TokenExpiresAt.UTC(), now.Add(100*time.Hour).UTC()))
 	e.assertStored(t, "project", e.seed.DeployProjectID, "RUNNER_TOKEN", "*")
 }

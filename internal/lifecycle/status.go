@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
@@ -22,7 +23,16 @@ const (
 	// HealthForeignRunner: the variable's description names a runner that was not created
 	// for it (see recordedRunner); status reads nothing more about that runner.
 	HealthForeignRunner = "not_created_for_variable"
+	// HealthUnmanaged: the variable exists but runner-bootstrap did not write it.
+	HealthUnmanaged = "unmanaged"
+	// HealthNeverContacted is a warning, not a failure: no manager has used the runner's
+	// token yet (normal right after create, until the managers are deployed).
+	HealthNeverContacted = "never_contacted"
 )
+
+// StaleAfter is GitLab's rule: a runner that has not contacted it for this long (or, never
+// contacted, was created this long ago) is reported as stale.
+const StaleAfter = 7 * 24 * time.Hour
 
 // Report is what status prints.
 type Report struct {
@@ -52,14 +62,14 @@ func (s *Service) Status(ctx context.Context, r Resolved, warnWithin time.Durati
 	rep := Report{VariableKey: r.Var.Key, VariableOwner: string(r.Var.Owner), VariableOwnerID: r.Var.OwnerID, EnvironmentScope: r.Var.Scope, Managers: []gitlab.Manager{}}
 	v, err := s.API.GetVariable(ctx, r.Var)
 	if gitlab.IsNotFound(err) {
-		return s.finish(rep, HealthVariableMissing, fail.CodeVariableMissing, fmt.Sprintf("%s does not exist", r.Var)), nil
+		return s.finish(rep, HealthVariableMissing, fail.CodeVariableMissing, fmt.Sprintf("%s does not exist", r.VarName())), nil
 	}
 	if err != nil {
 		return rep, err
 	}
 	rec, ok := record.ParseVariable(v.Description)
 	if !ok {
-		return s.finish(rep, HealthVariableMissing, fail.CodeVariableMissing, fmt.Sprintf("%s exists but is not managed by runner-bootstrap", r.Var)), nil
+		return s.finish(rep, HealthUnmanaged, fail.CodeVariableMissing, fmt.Sprintf("%s exists but was not written by runner-bootstrap (its description has no runner record), so no runner is known for it", r.VarName())), nil
 	}
 	rep.RunnerID = rec.RunnerID
 	rep.TokenExpiresAt = rec.TokenExpiresAt
@@ -71,7 +81,7 @@ func (s *Service) Status(ctx context.Context, r Resolved, warnWithin time.Durati
 		return s.finish(rep, HealthForeignRunner, fail.CodeVariableMissing, err.Error()), nil
 	}
 	if gitlab.IsNotFound(err) {
-		return s.finish(rep, HealthRunnerMissing, fail.CodeRunnerGone, fmt.Sprintf("runner %d recorded in %s no longer exists; runner-bootstrap create replaces it", rec.RunnerID, r.Var)), nil
+		return s.finish(rep, HealthRunnerMissing, fail.CodeRunnerGone, fmt.Sprintf("runner %d recorded in %s no longer exists; runner-bootstrap create replaces it", rec.RunnerID, r.VarName())), nil
 	}
 	if err != nil {
 		return rep, err
@@ -93,10 +103,14 @@ func (s *Service) Status(ctx context.Context, r Resolved, warnWithin time.Durati
 		case left <= 0:
 			return s.finish(rep, HealthExpired, fail.CodeExpiring, fmt.Sprintf("the token of runner %d expired at %s; runner-bootstrap rotate issues a new one", runner.ID, exp.UTC().Format(time.RFC3339))), nil
 		case warnWithin > 0 && left <= warnWithin:
-			return s.finish(rep, HealthExpiring, fail.CodeExpiring, fmt.Sprintf("the token of runner %d expires in %s, within --warn-within %s", runner.ID, roundDuration(left), warnWithin)), nil
+			return s.finish(rep, HealthExpiring, fail.CodeExpiring, fmt.Sprintf("the token of runner %d expires in %s, within --warn-within %s", runner.ID, duration.Duration(roundDuration(left)), duration.Duration(warnWithin))), nil
 		}
 	}
-	return s.finish(rep, HealthOK, fail.CodeOK, fmt.Sprintf("runner %d is %s and its token is stored in %s", runner.ID, runner.Status, r.Var)), nil
+	if runner.Status == "never_contacted" {
+		msg := fmt.Sprintf("runner %d has never contacted GitLab: no runner manager uses its token yet (deploy one from %s); GitLab reports a runner as stale when it has not contacted GitLab within %d days of its creation, and may then delete it where stale runner cleanup is on", runner.ID, r.VarName(), StaleAfter/(24*time.Hour))
+		return s.finish(rep, HealthNeverContacted, fail.CodeOK, msg), nil
+	}
+	return s.finish(rep, HealthOK, fail.CodeOK, fmt.Sprintf("runner %d is %s and its token is stored in %s", runner.ID, runner.Status, r.VarName())), nil
 }
 
 func (s *Service) finish(rep Report, health string, code int, msg string) Report {

@@ -41,6 +41,62 @@ func (p Printer) Print(v any, text func(w io.Writer)) error {
 	return nil
 }
 
+// Facts flattens v's JSON form into dotenv lines, so a dotenv report carries the same facts
+// as -o json: each field becomes PREFIX_FIELD (a nested object's fields PREFIX_FIELD_SUB),
+// null is empty, a list of numbers is joined with commas and a list of sentences with "; ".
+func Facts(prefix string, v any) (map[string]string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	var m map[string]any
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	flatten(out, prefix, m)
+	return out, nil
+}
+
+func flatten(out map[string]string, prefix string, m map[string]any) {
+	for k, v := range m {
+		key := prefix + "_" + strings.ToUpper(k)
+		switch x := v.(type) {
+		case map[string]any:
+			flatten(out, key, x)
+		case []any:
+			parts := make([]string, 0, len(x))
+			sep := ","
+			for _, e := range x {
+				if _, ok := e.(string); ok {
+					sep = "; "
+				}
+				parts = append(parts, scalar(e))
+			}
+			out[key] = strings.Join(parts, sep)
+		default:
+			out[key] = scalar(x)
+		}
+	}
+}
+
+// scalar writes one JSON value on one line.
+func scalar(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return strings.Join(strings.Fields(x), " ")
+	case map[string]any, []any:
+		b, _ := json.Marshal(x)
+		return string(b)
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
 var dotenvKeyRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 
 // WriteDotenv writes KEY=value lines (sorted) to path, for a GitLab artifacts:reports:dotenv.

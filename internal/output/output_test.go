@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
 )
 
 func TestPrintJSONAndText(t *testing.T) {
@@ -28,4 +29,28 @@ func TestWriteDotenv(t *testing.T) {
 	assert.ErrorContains(t, WriteDotenv(p, map[string]string{"A": "x\ny"}), "spans lines")
 	assert.ErrorContains(t, WriteDotenv(p, map[string]string{"a-b": "x"}), "invalid key")
 	assert.ErrorContains(t, WriteDotenv(filepath.Join(p, "nodir", "x"), map[string]string{"A": "1"}), "cannot write the dotenv file")
+}
+
+// TestFactsMirrorJSON: every JSON field becomes one dotenv line with the same value.
+func TestFactsMirrorJSON(t *testing.T) {
+	type gl struct {
+		Version    string `json:"version"`
+		Enterprise bool   `json:"enterprise"`
+	}
+	v := struct {
+		Action  string   `json:"action"`
+		ID      int64    `json:"runner_id"`
+		Scope   string   `json:"environment_scope"`
+		Expires *string  `json:"token_expires_at"`
+		Orphans []int64  `json:"orphans_deleted"`
+		Notes   []string `json:"notes"`
+		GitLab  gl       `json:"gitlab"`
+		Omitted int      `json:"omitted,omitempty"`
+	}{"created", 1000, "review/*", nil, []int64{7, 8}, []string{"one, two", "three\nfour"}, gl{"17.3.2", true}, 0}
+	got, err := Facts("RB", v)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(got, map[string]string{
+		"RB_ACTION": "created", "RB_RUNNER_ID": "1000", "RB_ENVIRONMENT_SCOPE": "review/*", "RB_TOKEN_EXPIRES_AT": "",
+		"RB_ORPHANS_DELETED": "7,8", "RB_NOTES": "one, two; three four", "RB_GITLAB_VERSION": "17.3.2", "RB_GITLAB_ENTERPRISE": "true",
+	}))
 }

@@ -133,7 +133,7 @@ func TestVariableWithSeveralScopes(t *testing.T) {
 		{[]string{"delete", "--project-id", "42", "--variable-environment-scope", "staging"}, exitConflict, "exists but was not written by runner-bootstrap"},
 		{[]string{"rotate", "--project-id", "42", "--variable-environment-scope", "review/*"}, exitNotFound, "does not exist: create the runner and store its token first"},
 		{[]string{"rotate", "--project-id", "42"}, exitNotFound, "(scope *) does not exist"},
-		{[]string{"status", "--project-id", "42", "--variable-environment-scope", "production"}, 12, "not managed by runner-bootstrap"},
+		{[]string{"status", "--project-id", "42", "--variable-environment-scope", "production"}, 12, "exists but was not written by runner-bootstrap"},
 	}
 	for _, tc := range cases {
 		res := tg.run(t, tg.seed.MaintainerToken, nil, tc.args...)
@@ -205,6 +205,7 @@ func TestRefusedResetLeavesNoStaleMark(t *testing.T) {
 
 			v, _ := tg.fake.Variable("project", 42, "RUNNER_TOKEN", "*")
 			assert.Check(t, !strings.Contains(v.Description, "rotation_pending"), "description: %q", v.Description)
+			tg.fake.ContactRunner(created.RunnerID, "s_0123456789ab")
 			tg.run(t, tok, nil, "status", "--project-id", "42").Assert(t, icmd.Expected{ExitCode: 0, Out: "health: healthy"})
 			tg.run(t, tok, nil, "create", "--project-id", "42").Assert(t, icmd.Success)
 			after, _ := tg.fake.Runner(created.RunnerID)

@@ -66,7 +66,7 @@ func TestBadInput(t *testing.T) {
 		{"read_api token", s.ReadAPIToken, nil, []string{"create", "--project-id", "42"}, exitAuth, "insufficient_scope"},
 		{"expired token", s.ExpiredToken, nil, []string{"create", "--project-id", "42"}, exitAuth, "401 Unauthorized: Token is expired"},
 		{"revoked token", s.RevokedToken, nil, []string{"create", "--project-id", "42"}, exitAuth, "Token was revoked"},
-		{"negative rotate window", s.MaintainerToken, nil, []string{"rotate", "--project-id", "42", "--if-expiring-within=-1h"}, exitUsage, "--if-expiring-within -1h0m0s is negative"},
+		{"negative rotate window", s.MaintainerToken, nil, []string{"rotate", "--project-id", "42", "--if-expiring-within=-1h"}, exitUsage, "--if-expiring-within -1h is negative: expected a duration such as 72h or 7d."},
 		{"bad duration", s.MaintainerToken, nil, []string{"rotate", "--project-id", "42", "--if-expiring-within", "3 days"}, exitUsage, "--if-expiring-within"},
 		{"rotate without target", s.MaintainerToken, nil, []string{"rotate"}, exitUsage, "no variable named"},
 		{"rotate a missing variable", s.MaintainerToken, nil, []string{"rotate", "--project-id", "42"}, exitNotFound, "does not exist: create the runner and store its token first"},

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,8 +186,30 @@ func TestCreateDotenvHoldsFactsNotToken(t *testing.T) {
 	b, err := os.ReadFile(path)
 	assert.NilError(t, err)
 	tg.assertNoSecrets(t, string(b))
-	for _, k := range []string{"RUNNER_BOOTSTRAP_ACTION=created", "RUNNER_BOOTSTRAP_RUNNER_ID=", "RUNNER_BOOTSTRAP_VARIABLE_KEY=RUNNER_TOKEN", "RUNNER_BOOTSTRAP_RUNNER_TYPE=project_type", "RUNNER_BOOTSTRAP_TOKEN_EXPIRES_AT="} {
+	for _, k := range []string{"RUNNER_BOOTSTRAP_ACTION=created", "RUNNER_BOOTSTRAP_RUNNER_ID=", "RUNNER_BOOTSTRAP_VARIABLE_KEY=RUNNER_TOKEN", "RUNNER_BOOTSTRAP_RUNNER_TYPE=project_type", "RUNNER_BOOTSTRAP_TOKEN_EXPIRES_AT=", "RUNNER_BOOTSTRAP_ENVIRONMENT_SCOPE=*\n"} {
 		assert.Check(t, is.Contains(string(b), k))
+	}
+
+	// The same facts as the JSON: every top-level scalar of -o json is a line of the dotenv.
+	r = tg.run(t, tg.seed.MaintainerToken, nil, "create", "--project-id", deployProject(), "--variable-environment-scope", "review/*", "--variable-key", "REVIEW_TOKEN", "-o", "json", "--dotenv", path)
+	r.Assert(t, icmd.Success)
+	var js map[string]any
+	assert.NilError(t, json.Unmarshal([]byte(r.Stdout()), &js))
+	b, err = os.ReadFile(path)
+	assert.NilError(t, err)
+	env := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		k, v, _ := strings.Cut(l, "=")
+		env[k] = v
+	}
+	assert.Check(t, is.Equal(env["RUNNER_BOOTSTRAP_ENVIRONMENT_SCOPE"], "review/*"))
+	for k, v := range js {
+		switch v.(type) {
+		case string, float64, bool:
+			assert.Check(t, is.Equal(env["RUNNER_BOOTSTRAP_"+strings.ToUpper(k)], fmt.Sprint(v)), "JSON field %s", k)
+		case nil:
+			assert.Check(t, is.Equal(env["RUNNER_BOOTSTRAP_"+strings.ToUpper(k)], ""), "JSON field %s", k)
+		}
 	}
 }
 

@@ -82,9 +82,9 @@ func TestRotateIfExpiringWithinAndStatusWarning(t *testing.T) {
 	tg.run(t, tok, nil, "create", "--project-id", "42").Assert(t, icmd.Success)
 
 	tg.run(t, tok, nil, "rotate", "--project-id", "42", "--if-expiring-within", "72h").
-		Assert(t, icmd.Expected{Out: "outside the 72h0m0s window"})
+		Assert(t, icmd.Expected{Out: "outside the 3d window"})
 	tg.run(t, tok, nil, "status", "--project-id", "42", "--warn-within", "120h").
-		Assert(t, icmd.Expected{ExitCode: 10, Err: "within --warn-within 120h0m0s"})
+		Assert(t, icmd.Expected{ExitCode: 10, Err: "within --warn-within 5d"})
 	tg.run(t, tok, nil, "rotate", "--project-id", "42", "--if-expiring-within", "120h").
 		Assert(t, icmd.Expected{Out: "rotated the token"})
 }

@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/icmd"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+)
+
+// TestRotateAllWithNothingToRotateFails: a schedule pointed at a scope with no managed
+// variable must fail, saying so, rather than print an empty table and exit 0.
+func TestRotateAllWithNothingToRotateFails(t *testing.T) {
+	tg := newTarget(t)
+	res := tg.run(t, tg.seed.OwnerToken, nil, "rotate", "--all", "--group-id", "platform", "--include-subgroups")
+	res.Assert(t, icmd.Expected{ExitCode: exitNotFound, Err: "runner-bootstrap: no variable managed by runner-bootstrap in group platform and its "})
+	assert.Check(t, is.Contains(res.Stderr(), "nothing to rotate; check the scope"))
+	assert.Check(t, is.Equal(res.Stdout(), ""))
+	res = tg.run(t, tg.seed.MaintainerToken, nil, "rotate", "--all", "--project-id", "platform/deploy", "-o", "json")
+	res.Assert(t, icmd.Expected{ExitCode: exitNotFound, Out: `"error": "no variable managed by runner-bootstrap in project platform/deploy: nothing to rotate`})
+}
+
+// TestSecondCreateWithDefaultKeyWarns: create for another runner without --variable-key
+// re-purposes the runner stored in RUNNER_TOKEN; it says so.
+func TestSecondCreateWithDefaultKeyWarns(t *testing.T) {
+	tg := newTarget(t)
+	tok := tg.seed.MaintainerToken
+	first := decode(t, tg.run(t, tok, nil, "create", "-o", "json", "--project-id", "platform/deploy", "--description", "deploy"))
+	res := tg.run(t, tok, nil, "create", "--project-id", "platform/deploy", "--description", "build")
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(res.Stderr(), "level=warning"))
+	assert.Check(t, is.Contains(res.Stderr(), `had another description and was updated in place to \"build\": the variable is the runner's identity`))
+	assert.Check(t, is.Contains(res.Stdout(), "updated runner "+itoa(first.RunnerID)))
+	// With its own key there is no warning: that is a second runner.
+	res = tg.run(t, tok, nil, "create", "--project-id", "platform/deploy", "--description", "test", "--variable-key", "TEST_RUNNER_TOKEN")
+	res.Assert(t, icmd.Success)
+	assert.Check(t, !strings.Contains(res.Stderr(), "identity"))
+}
+
+// TestStatusWords: an existing variable the tool did not write is "unmanaged"; a runner no
+// manager has used yet is "never_contacted", a warning with GitLab's 7-day stale rule; and a
+// run names a project by its path throughout.
+func TestStatusWords(t *testing.T) {
+	tg := newTarget(t)
+	tok := tg.seed.MaintainerToken
+	c, err := gitlab.New(gitlab.Config{BaseURL: tg.url, Token: tok, NoRetries: true})
+	assert.NilError(t, err)
+	val := token.Secret("some-other-value")
+	assert.NilError(t, c.CreateVariable(context.Background(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "THEIRS", Scope: "*"}, gitlab.VariableWrite{Value: &val}))
+
+	res := tg.run(t, tok, nil, "status", "--project-id", "platform/deploy", "--variable-key", "THEIRS", "-o", "json")
+	res.Assert(t, icmd.Expected{ExitCode: 12})
+	var rep statusReport
+	assert.NilError(t, json.Unmarshal([]byte(res.Stdout()), &rep))
+	assert.Check(t, is.Equal(rep.Health, "unmanaged"))
+
+	tg.run(t, tok, nil, "create", "--project-id", "platform/deploy").Assert(t, icmd.Success)
+	res = tg.run(t, tok, nil, "status", "--project-id", "platform/deploy")
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(res.Stdout(), "health: never_contacted (warning): runner "))
+	assert.Check(t, is.Contains(res.Stdout(), "has not contacted GitLab within 7 days of its creation"))
+	assert.Check(t, !regexp.MustCompile(`project 42\b`).MatchString(res.Stdout()+res.Stderr()), "one name per object:\n%s", res.Stdout())
+
+	// Refusing to overwrite the unmanaged variable names it by path too.
+	res = tg.run(t, tok, nil, "create", "--project-id", "platform/deploy", "--variable-key", "THEIRS")
+	res.Assert(t, icmd.Expected{ExitCode: exitConflict, Err: "project platform/deploy variable THEIRS (scope *) exists but was not written by runner-bootstrap"})
+}
+
+// TestProgressInCI: in a GitLab CI job, rotate --all and prune write one line per item inside
+// a collapsible log section; apply too.
+func TestProgressInCI(t *testing.T) {
+	tg := newTarget(t)
+	tok := tg.seed.MaintainerToken
+	for _, k := range []string{"A", "B"} {
+		tg.run(t, tok, nil, "create", "--project-id", "platform/deploy", "--variable-key", k).Assert(t, icmd.Success)
+	}
+	ci := []string{"CI=true", "GITLAB_CI=true"}
+	res := tg.run(t, tok, ci, "rotate", "--all", "--project-id", "platform/deploy")
+	res.Assert(t, icmd.Success)
+	section := regexp.MustCompile(`(?s)\x1b\[0Ksection_start:\d+:rotate_all\r\x1b\[0Krotating 2 managed variables in 1 owner, 4 at a time\n(.*)\x1b\[0Ksection_end:\d+:rotate_all\r\x1b\[0K\n`)
+	m := section.FindStringSubmatch(res.Stderr())
+	assert.Assert(t, m != nil, "no section in:\n%q", res.Stderr())
+	assert.Check(t, is.Equal(strings.Count(m[1], "\n"), 2), "one line per variable:\n%s", m[1])
+	assert.Check(t, is.Contains(m[1], `project platform/deploy variable A (scope *): rotated" progress=`))
+
+	// Outside CI, without a terminal: the same lines, no section markers.
+	res = tg.run(t, tok, nil, "rotate", "--all", "--project-id", "platform/deploy")
+	res.Assert(t, icmd.Success)
+	assert.Check(t, !strings.Contains(res.Stderr(), "section_start"))
+	assert.Check(t, is.Contains(res.Stderr(), `variable B (scope *): rotated" progress=`))
+
+	res = tg.run(t, tok, ci, "prune", "--project-id", "platform/deploy", "--dry-run")
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(res.Stderr(), "section_start:"))
+	assert.Check(t, is.Contains(res.Stderr(), "section_end:"))
+}
