@@ -278,8 +278,7 @@ type jsonError struct {
 // parseError is the sentence for a parser error: a bad duration says itself what was wrong
 // (kong would lead it with "--flag=DURATION:").
 func parseError(err error) string {
-	var de *duration.Error
-	if errors.As(err, &de) {
+	if de, ok := errors.AsType[*duration.Error](err); ok {
 		return de.Error()
 	}
 	return err.Error()

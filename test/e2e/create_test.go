@@ -198,7 +198,7 @@ func TestCreateDotenvHoldsFactsNotToken(t *testing.T) {
 	b, err = os.ReadFile(path)
 	assert.NilError(t, err)
 	env := map[string]string{}
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+	for l := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
 		k, v, _ := strings.Cut(l, "=")
 		env[k] = v
 	}
