@@ -184,21 +184,21 @@ func (f *fake) getJSON(t *testing.T, path string, v any) {
 	assert.NilError(t, json.NewDecoder(resp.Body).Decode(v))
 }
 
-// project is a git repository holding a copy of templates/ and a .gitlab-ci.yml that
-// includes the components at $CI_SERVER_FQDN/$CI_PROJECT_PATH/<name>@$CI_COMMIT_SHA,
+// project is a git repository holding a copy of templates/ (and any files ops add) and a
+// .gitlab-ci.yml that includes the components at $CI_SERVER_FQDN/$CI_PROJECT_PATH/<name>@$CI_COMMIT_SHA,
 // which gitlab-ci-local resolves to the working tree's templates.
 type project struct {
 	dir  *fs.Dir
 	home string
 }
 
-func newProject(t *testing.T, ciYAML string) *project {
+func newProject(t *testing.T, ciYAML string, ops ...fs.PathOp) *project {
 	t.Helper()
 	requireTools(t)
-	dir := fs.NewDir(t, "component-project",
+	dir := fs.NewDir(t, "component-project", append([]fs.PathOp{
 		fs.WithDir("templates", fs.FromDir(filepath.Join(repoRoot, "templates"))),
 		fs.WithFile(".gitlab-ci.yml", ciYAML),
-	)
+	}, ops...)...)
 	p := &project{dir: dir, home: t.TempDir()}
 	// An identity for the test commits; gitlab-ci-local also reads it (GITLAB_USER_*).
 	assert.NilError(t, os.WriteFile(filepath.Join(p.home, ".gitconfig"),
@@ -248,13 +248,25 @@ func (p *project) env() []string {
 // CI_SERVER_URL and GITLAB_TOKEN are set as CI/CD variables would be.
 func (p *project) run(t *testing.T, f *fake, token string, extraArgs ...string) *icmd.Result {
 	t.Helper()
-	args := []string{
-		gitlabCILocalAbs(t), "--force-shell-executor", "--no-color",
+	return p.gitlabCILocal(t, []string{
 		"--variable", "CI_SERVER_URL=" + f.URL,
 		"--variable", "GITLAB_TOKEN=" + token,
 		"--ignore-predefined-vars", "CI_SERVER_URL,CI_PROJECT_ID",
-	}
-	args = append(args, extraArgs...)
+	}, extraArgs)
+}
+
+// runLocal runs gitlab-ci-local in the project with the shell executor and the given
+// arguments, without a fake GitLab.
+func (p *project) runLocal(t *testing.T, extraArgs ...string) *icmd.Result {
+	t.Helper()
+	return p.gitlabCILocal(t, nil, extraArgs)
+}
+
+// gitlabCILocal runs gitlab-ci-local with the unlogged arguments (the fake's token) and
+// the logged ones.
+func (p *project) gitlabCILocal(t *testing.T, unlogged, extraArgs []string) *icmd.Result {
+	t.Helper()
+	args := append(append([]string{gitlabCILocalAbs(t), "--force-shell-executor", "--no-color"}, unlogged...), extraArgs...)
 	start := time.Now()
 	res := icmd.RunCmd(icmd.Command(nodeAbs(t), args...),
 		icmd.Dir(p.dir.Path()), icmd.WithEnv(p.env()...), icmd.WithTimeout(2*time.Minute))
