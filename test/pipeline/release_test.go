@@ -198,7 +198,7 @@ func TestChangelogHeadings(t *testing.T) {
 	heading := regexp.MustCompile(`^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$`)
 	var headings []string
 	seen := map[string]bool{}
-	for _, line := range strings.Split(string(raw), "\n") {
+	for line := range strings.SplitSeq(string(raw), "\n") {
 		if !strings.HasPrefix(line, "## ") {
 			continue
 		}
