@@ -79,12 +79,44 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		}
 	}
 
+	for attempt := 1; ; attempt++ {
+		nt, storeID, err := s.resetAndStore(ctx, r, v, rec, o)
+		if err != nil {
+			return res, err
+		}
+		res.Action = ActionRotated
+		res.TokenExpiresAt = nt.ExpiresAt
+		revoked, note, err := s.checkStored(ctx, r, rec.RunnerID, nt.Token, storeID)
+		if err != nil {
+			return res, err
+		}
+		if note != "" {
+			res.Notes = append(res.Notes, note)
+		}
+		if !revoked {
+			return res, nil
+		}
+		if o.RunnerToken != nil || attempt == rotateAttempts {
+			return res, s.failRevoked(ctx, r, rec, attempt)
+		}
+		s.Log.WithField("runner_id", rec.RunnerID).Warnf("the token just stored in %s was revoked by a concurrent reset and no other run has stored a newer one; rotating again (attempt %d of %d)", r.VarName(), attempt+1, rotateAttempts)
+		s.Pause(time.Duration(attempt) * 300 * time.Millisecond)
+	}
+}
+
+// rotateAttempts bounds how often Rotate repairs a stored token that a concurrent reset revoked.
+const rotateAttempts = 3
+
+// resetAndStore marks the variable rotation_pending, resets the token and stores the new one
+// with a fresh StoreID.
+func (s *Service) resetAndStore(ctx context.Context, r Resolved, v *gitlab.Variable, rec record.Variable, o RotateOptions) (gitlab.NewToken, string, error) {
 	pending := rec
 	pending.RotationPending = true
 	if err := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: new(pending.Description())}); err != nil {
-		return res, fmt.Errorf("%w; nothing was rotated", err)
+		return gitlab.NewToken{}, "", fmt.Errorf("%w; nothing was rotated", err)
 	}
 	var nt gitlab.NewToken
+	var err error
 	if o.RunnerToken != nil {
 		nt, err = s.API.ResetRunnerTokenWithToken(ctx, *o.RunnerToken)
 	} else {
@@ -94,32 +126,78 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		// The runner token was valid a moment ago (checked above) and is not now: it was just
 		// rotated elsewhere. The stored token is stale; the mark says so and the next create
 		// or rotate with an access token repairs it.
-		return res, fail.WithCode(fail.CodeConflict, fmt.Errorf("GitLab refused the runner token from $%s (403), so the stored token is stale: run runner-bootstrap rotate without --use-runner-token, with an access token that has rights on runner %d (%s is marked rotation_pending)", r.Var.Key, rec.RunnerID, r.VarName()))
+		return nt, "", fail.WithCode(fail.CodeConflict, fmt.Errorf("GitLab refused the runner token from $%s (403), so the stored token is stale: run runner-bootstrap rotate without --use-runner-token, with an access token that has rights on runner %d (%s is marked rotation_pending)", r.Var.Key, rec.RunnerID, r.VarName()))
 	}
 	if err != nil {
 		if code := gitlab.StatusCode(err); code >= 400 && code < 500 {
 			// GitLab answered and did not reset: the stored token is still good, so the mark
 			// would only make status cry wolf and the next create reset a working token.
 			if uerr := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: new(rec.Description())}); uerr != nil {
-				return res, fmt.Errorf("%w; the stored token is unchanged, but clearing the rotation_pending mark on %s failed too (%v)", err, r.VarName(), uerr)
+				return nt, "", fmt.Errorf("%w; the stored token is unchanged, but clearing the rotation_pending mark on %s failed too (%v)", err, r.VarName(), uerr)
 			}
-			return res, fmt.Errorf("%w; nothing was rotated and the stored token still works", err)
+			return nt, "", fmt.Errorf("%w; nothing was rotated and the stored token still works", err)
 		}
-		return res, fmt.Errorf("%w; GitLab may or may not have reset the token, so %s is marked rotation_pending: status reports it and the next rotate or create finishes the job", err, r.VarName())
+		return nt, "", fmt.Errorf("%w; GitLab may or may not have reset the token, so %s is marked rotation_pending: status reports it and the next rotate or create finishes the job", err, r.VarName())
 	}
-	done := record.Variable{RunnerID: rec.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
+	done := record.Variable{RunnerID: rec.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now(), StoreID: record.NewStoreID()}
 	w := gitlab.VariableWrite{Value: &nt.Token, Description: new(done.Description())}
 	if !v.Masked && !v.Hidden {
 		// Someone unmasked the variable: re-mask it as the token goes in (allowed, not hidden).
 		w.Masked, w.Raw = new(true), new(false)
 	}
 	if err := s.API.UpdateVariable(ctx, r.Var, w); err != nil {
-		return res, fmt.Errorf("%w; runner %d's token was reset but the new one could not be stored, so its managers hold a revoked token until the next rotation: run runner-bootstrap rotate again (%s is marked rotation_pending)", err, rec.RunnerID, r.VarName())
+		return nt, "", fmt.Errorf("%w; runner %d's token was reset but the new one could not be stored, so its managers hold a revoked token until the next rotation: run runner-bootstrap rotate again (%s is marked rotation_pending)", err, rec.RunnerID, r.VarName())
 	}
 	s.Log.WithField("runner_id", rec.RunnerID).Infof("rotated the token of runner %d and stored it in %s", rec.RunnerID, r.VarName())
-	res.Action = ActionRotated
-	res.TokenExpiresAt = nt.ExpiresAt
-	return res, nil
+	return nt, done.StoreID, nil
+}
+
+// checkStored makes rotation safe under concurrency. GitLab has no compare-and-swap on
+// variables and a hidden value cannot be read back, but the run still holds the token it
+// stored: it asks GitLab whether that token is the runner's current one (POST /runners/verify,
+// which needs no rights but the token). Valid: done. Revoked (403): a concurrent reset came
+// after this run's; the StoreID in the variable's description says who wrote last. If it is
+// still this run's, the variable holds a revoked token and the caller rotates again; if
+// another run stored since, that run checks its own token in turn. A check that cannot be made
+// (no answer, an older GitLab) leaves a note: the token was stored as before.
+func (s *Service) checkStored(ctx context.Context, r Resolved, id int64, t token.Secret, storeID string) (revoked bool, note string, err error) {
+	vr, ok := s.API.(runnerVerifier)
+	if !ok {
+		return false, "", nil
+	}
+	got, err := vr.VerifyRunnerToken(ctx, t, verifySystemID)
+	if err == nil {
+		s.removeVerifyManager(ctx, vr, t)
+		if got != id {
+			return false, "", fmt.Errorf("GitLab says the token just stored in %s belongs to runner %d, not runner %d", r.VarName(), got, id)
+		}
+		return false, "", nil
+	}
+	if gitlab.StatusCode(err) != http.StatusForbidden {
+		s.Log.Warnf("could not check that the stored token is runner %d's current one (%v); if another rotation ran at the same time, runner-bootstrap status shows it", id, err)
+		return false, fmt.Sprintf("the stored token could not be checked against GitLab (%v)", err), nil
+	}
+	cur, err := s.API.GetVariable(ctx, r.Var)
+	if err != nil {
+		return false, "", fmt.Errorf("the token just stored in %s was revoked by a concurrent reset, and reading the variable back to see whether another run stored a newer one failed (%w): run runner-bootstrap rotate again", r.VarName(), err)
+	}
+	if crec, ok := record.ParseVariable(cur.Description); ok && crec.StoreID == storeID {
+		return true, "", nil
+	}
+	s.Log.WithField("runner_id", id).Infof("a concurrent rotation stored a newer token in %s after this one; it checks its own", r.VarName())
+	return false, "a concurrent rotation stored a newer token after this run's; that run checks its own", nil
+}
+
+// failRevoked is the loud end of a rotation whose stored token kept being revoked: the
+// variable is marked rotation_pending so that status reports it and the next run repairs it.
+func (s *Service) failRevoked(ctx context.Context, r Resolved, rec record.Variable, attempts int) error {
+	pending := rec
+	pending.RotationPending = true
+	mark := ""
+	if err := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: new(pending.Description())}); err != nil {
+		mark = fmt.Sprintf(", and marking it rotation_pending failed too (%v)", err)
+	}
+	return fail.WithCode(fail.CodeFailure, fmt.Errorf("the token stored in %s was revoked by a concurrent reset of runner %d after %d attempt(s), so its managers would get a dead token%s: make sure only one job rotates this variable at a time (one resource_group per variable) and run runner-bootstrap rotate again", r.VarName(), rec.RunnerID, attempts, mark))
 }
 
 // staleReason says why the stored token is known to be dead, if it is.
@@ -169,6 +247,14 @@ type runnerVerifier interface {
 	DeleteRunnerManager(ctx context.Context, t token.Secret, systemID string) error
 }
 
+// removeVerifyManager removes the manager that verify recorded for the check, so status and the
+// UI show only real hosts.
+func (s *Service) removeVerifyManager(ctx context.Context, vr runnerVerifier, t token.Secret) {
+	if err := vr.DeleteRunnerManager(ctx, t, verifySystemID); err != nil {
+		s.Log.Warnf("could not remove the manager %s that verifying the token created (%v); GitLab removes it once it is stale", verifySystemID, err)
+	}
+}
+
 // verifySystemID is the manager GitLab records for the check (system ids are r_ or s_ and 12
 // characters; GitLab removes managers that stop contacting it).
 const verifySystemID = "r_rbootstrap0"
@@ -188,10 +274,7 @@ func (s *Service) checkRunnerToken(ctx context.Context, r Resolved, rec record.V
 	if err != nil {
 		return err
 	}
-	// Verify recorded a manager for the check: remove it so status and the UI show only real hosts.
-	if derr := vr.DeleteRunnerManager(ctx, t, verifySystemID); derr != nil {
-		s.Log.Warnf("could not remove the manager %s that verifying the token created (%v); GitLab removes it once it is stale", verifySystemID, derr)
-	}
+	s.removeVerifyManager(ctx, vr, t)
 	if id != rec.RunnerID {
 		return fail.WithCode(fail.CodeConflict, fmt.Errorf("the runner token in $%s belongs to runner %d, but %s records runner %d: the job received another variable of that name (check its project, group and environment scope); nothing was rotated", r.Var.Key, id, r.VarName(), rec.RunnerID))
 	}

@@ -36,23 +36,23 @@ func (s *Service) recordedRunner(ctx context.Context, r Resolved, rec record.Var
 	if err != nil {
 		return nil, err
 	}
-	if err := createdFor(r.Var, rec.RunnerID, runner); err != nil {
+	if err := createdFor(r, rec.RunnerID, runner); err != nil {
 		return nil, err
 	}
 	return runner, nil
 }
 
-// createdFor checks the marker of a runner read for the variable v.
-func createdFor(v gitlab.VarRef, id int64, runner *gitlab.Runner) error {
+// createdFor checks the marker of a runner read for r's variable.
+func createdFor(r Resolved, id int64, runner *gitlab.Runner) error {
 	_, m, ok := record.ParseNote(runner.MaintenanceNote)
 	why := "whose maintenance note carries no runner-bootstrap marker (or GitLab hides the note because the access token cannot update the runner)"
 	if ok {
-		if m.Target == v.Target() && runner.ID == id {
+		if m.Target == r.Var.Target() && runner.ID == id {
 			return nil
 		}
 		why = "whose marker names " + m.Target
 	}
-	return fail.WithCode(fail.CodeConflict, &notCreatedForError{fmt.Sprintf("%s does not name a runner created for it: its description records runner %d, %s; nothing was changed (someone may have edited the description: delete the variable by hand and run runner-bootstrap create again)", v, id, why)})
+	return fail.WithCode(fail.CodeConflict, &notCreatedForError{fmt.Sprintf("%s does not name a runner created for it: its description records runner %d, %s; nothing was changed (someone may have edited the description: delete the variable by hand and run runner-bootstrap create again)", r.VarName(), id, why)})
 }
 
 type notCreatedForError struct{ msg string }

@@ -60,7 +60,7 @@ func FuzzParseVariable(f *testing.F) {
 }
 
 func sameVariable(a, b Variable) bool {
-	if a.RunnerID != b.RunnerID || !a.TokenSetAt.Equal(b.TokenSetAt) || a.RotationPending != b.RotationPending {
+	if a.RunnerID != b.RunnerID || !a.TokenSetAt.Equal(b.TokenSetAt) || a.RotationPending != b.RotationPending || a.StoreID != b.StoreID {
 		return false
 	}
 	if (a.TokenExpiresAt == nil) != (b.TokenExpiresAt == nil) {

@@ -6,6 +6,8 @@
 package record
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -26,6 +28,11 @@ type Variable struct {
 	// RotationPending is set before a token reset and cleared when the new token is stored, so
 	// a run that died in between is known to have left a stale value.
 	RotationPending bool
+	// StoreID is a random id each rotation writes beside the token it stores, so that a run
+	// which finds its stored token revoked can tell whether the variable still holds its own
+	// write (then a concurrent reset revoked it and it repairs) or a later run's (which checks
+	// its own). Empty in records written by create.
+	StoreID string
 }
 
 // Description renders the record; it stays well under GitLab's 255-character limit.
@@ -36,6 +43,9 @@ func (v Variable) Description() string {
 	}
 	s := fmt.Sprintf("%s; runner_id=%d; token_expires_at=%s; token_set_at=%s",
 		VariablePrefix, v.RunnerID, exp, v.TokenSetAt.UTC().Format(time.RFC3339))
+	if v.StoreID != "" {
+		s += "; store_id=" + v.StoreID
+	}
 	if v.RotationPending {
 		s += "; rotation_pending=true"
 	}
@@ -43,6 +53,16 @@ func (v Variable) Description() string {
 }
 
 var fieldRE = regexp.MustCompile(`([a-z_]+)=([^;\s]+)`)
+
+// storeIDRE is what NewStoreID makes; anything else in a description is ignored.
+var storeIDRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// NewStoreID returns a fresh random StoreID.
+func NewStoreID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // ParseVariable reads a managed variable's description. ok is false when the description
 // was not written by this tool.
@@ -68,6 +88,10 @@ func ParseVariable(desc string) (v Variable, ok bool) {
 			}
 		case "rotation_pending":
 			v.RotationPending = m[2] == "true"
+		case "store_id":
+			if storeIDRE.MatchString(m[2]) {
+				v.StoreID = m[2]
+			}
 		}
 	}
 	return v, v.RunnerID > 0

@@ -14,6 +14,7 @@ func TestVariableRoundTrip(t *testing.T) {
 	for _, v := range []Variable{
 		{RunnerID: 1001, TokenSetAt: set},
 		{RunnerID: 42, TokenExpiresAt: &exp, TokenSetAt: set, RotationPending: true},
+		{RunnerID: 1 << 62, TokenExpiresAt: &exp, TokenSetAt: set, RotationPending: true, StoreID: NewStoreID()},
 	} {
 		d := v.Description()
 		assert.Check(t, len(d) <= 255, d)

@@ -88,3 +88,47 @@ func (tg *target) runTogether(t *testing.T, n int, args ...string) []*icmd.Resul
 	}
 	return cmds
 }
+
+// TestConcurrentRotationsNeverLeaveARevokedToken: three rotations of one variable at the same
+// moment (every API call taking ~20ms) must never end with every run exiting 0 while the
+// variable holds a revoked token: each run checks after storing that its token is the
+// runner's current one and rotates again when a concurrent reset revoked it and nobody stored
+// since. A run that gives up says so (non-zero) and leaves the variable marked, so status
+// reports it; after the last run, status agrees with the stored token.
+func TestConcurrentRotationsNeverLeaveARevokedToken(t *testing.T) {
+	const rounds = 8
+	target := faults.Target{Owner: "project", OwnerID: 42, Key: "RUNNER_TOKEN", Scope: "*"}
+	raced := 0
+	for round := 1; round <= rounds; round++ {
+		tg := newTarget(t)
+		tg.needFake(t)
+		tg.run(t, tg.seed.MaintainerToken, nil, "create", "--project-id", "42").Assert(t, icmd.Success)
+		tg.fake.SetLatency(20 * time.Millisecond)
+		results := tg.runTogether(t, 3, "rotate", "-o", "json", "--project-id", "42")
+		tg.fake.SetLatency(0)
+
+		st := tg.fake.State()
+		stale := len(faults.Converged(st, target)) > 0
+		allOK := true
+		var outs []string
+		for i, r := range results {
+			allOK = allOK && r.ExitCode == 0
+			outs = append(outs, fmt.Sprintf("process %d (exit %d):\n%s%s", i+1, r.ExitCode, r.Stdout(), r.Stderr()))
+			if strings.Contains(r.Stderr(), "rotating again") || strings.Contains(r.Stdout(), "a concurrent rotation stored a newer token") {
+				raced++
+			}
+		}
+		assert.Check(t, !(stale && allOK), "round %d: every rotation exited 0 but the variable holds a revoked token\n%s", round, strings.Join(outs, "\n"))
+		status := tg.run(t, tg.seed.MaintainerToken, nil, "status", "--project-id", "42")
+		if stale {
+			assert.Check(t, is.Equal(status.ExitCode, 10), "round %d: the stored token is revoked but status says:\n%s", round, status.Stdout())
+		} else {
+			assert.Check(t, is.Equal(status.ExitCode, 0), "round %d: %s", round, status.Combined())
+		}
+		if t.Failed() {
+			return
+		}
+	}
+	t.Logf("%d runs of %d rounds saw a concurrent rotation and handled it", raced, rounds)
+	assert.Check(t, raced > 0, "no round overlapped: the test did not exercise a race")
+}

@@ -189,6 +189,8 @@ var (
 	updateVariable = call{"PUT", "/projects/*/variables/*"}
 	removeVariable = call{"DELETE", "/projects/*/variables/*"}
 	listVariables  = call{"GET", "/projects/*/variables"}
+	verifyToken    = call{"POST", "/runners/verify"}
+	removeManager  = call{"DELETE", "/runners/managers"}
 )
 
 var rows = []row{
@@ -211,6 +213,8 @@ var rows = []row{
 	{scenario: "rotate", call: updateVariable, step: "mark the variable rotation_pending"},
 	{scenario: "rotate", call: resetToken, step: "reset the token"},
 	{scenario: "rotate", call: updateVariable, skip: 1, step: "store the new token"},
+	{scenario: "rotate", call: verifyToken, step: "check that the stored token is the runner's current one", bestEffort: true},
+	{scenario: "rotate", call: removeManager, step: "remove the manager the check recorded", bestEffort: true},
 	{scenario: "apply", call: getProject, step: "resolve the project"},
 	{scenario: "apply", call: listVariables, step: "list the owner's variables once"},
 	{scenario: "apply", call: listRunners, step: "list the owner's runners once"},
