@@ -74,7 +74,7 @@ func TestForgedDescriptionNeverMovesAnotherRunner(t *testing.T) {
 		assert.Check(t, is.Equal(v.Value, "attacker-reads-this-value"), "%s was written", key)
 	}
 	writes = tg.writes() - writes
-	assert.Check(t, is.Equal(writes, 3), "only the tool's own variable was rotated (mark, reset, store)")
+	assert.Check(t, is.Equal(writes, 5), "only the tool's own variable was rotated (mark, reset, store, verify, remove the check's manager)")
 
 	writes = tg.writes()
 	for _, args := range [][]string{
