@@ -2,7 +2,6 @@ package cli_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -55,7 +54,7 @@ func FuzzArgs(f *testing.F) {
 			}
 		}
 		var stdout, stderr bytes.Buffer
-		code := cli.Run(context.Background(), cli.Config{
+		code := cli.Run(t.Context(), cli.Config{
 			Args: args, Stdout: &stdout, Stderr: &stderr, Version: "fuzz",
 			// No access token anywhere; a closed port in case a URL is ever used.
 			Getenv: func(k string) string {

@@ -2,10 +2,11 @@ package cli
 
 import (
 	"bytes"
-	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/alecthomas/kong"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/golden"
@@ -14,27 +15,43 @@ import (
 func run(t *testing.T, env map[string]string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = Run(context.Background(), Config{
+	code = Run(t.Context(), Config{
 		Args: args, Stdout: &out, Stderr: &errb, Version: "test",
 		Getenv: func(k string) string { return env[k] },
 	})
 	return code, out.String(), errb.String()
 }
 
-// TestHelp golden-tests every command's --help, so a changed flag or wording is a reviewed diff
-// (go test ./internal/cli -update rewrites the files).
+// TestHelp golden-tests the root's and every command's --help, so a changed flag or wording is
+// a reviewed diff (go test ./internal/cli -update rewrites the files). The commands come from
+// kong's model of the CLI, so a new command cannot go without a golden, and a golden without a
+// command fails too.
 func TestHelp(t *testing.T) {
-	for _, cmd := range [][]string{{}, {"create"}, {"rotate"}, {"status"}, {"delete"}, {"prune"}, {"migrate"}, {"render"}, {"explain"}, {"apply"}} {
+	parser, err := kong.New(&CLI{}, kong.Name("runner-bootstrap"), kong.Vars{"version": "test"})
+	assert.NilError(t, err)
+	cmds := [][]string{{}}
+	for _, n := range parser.Model.Leaves(true) {
+		cmds = append(cmds, strings.Fields(n.Path()))
+	}
+	assert.Check(t, len(cmds) > 5, "the model lists the commands")
+	want := map[string]bool{}
+	for _, cmd := range cmds {
 		name := "help-root.golden"
 		if len(cmd) > 0 {
-			name = "help-" + cmd[0] + ".golden"
+			name = "help-" + strings.Join(cmd, "-") + ".golden"
 		}
+		want[name] = true
 		t.Run(name, func(t *testing.T) {
 			code, out, errOut := run(t, nil, append(cmd, "--help")...)
 			assert.Equal(t, code, 0)
 			assert.Equal(t, errOut, "")
 			golden.Assert(t, out, name)
 		})
+	}
+	files, err := filepath.Glob(filepath.Join("testdata", "help-*.golden"))
+	assert.NilError(t, err)
+	for _, f := range files {
+		assert.Check(t, want[filepath.Base(f)], "%s belongs to no command: delete it", f)
 	}
 }
 

@@ -51,7 +51,7 @@ var fixedNow = func() time.Time { return time.Date(2026, 11, 1, 12, 0, 0, 0, tim
 func setup(t *testing.T) *env {
 	t.Helper()
 	fake, seed := gitlabfake.NewTest(t)
-	return &env{fake: fake, seed: seed, client: client(t, seed.URL, seed.OwnerToken, true), log: &lockedBuffer{}, ctx: context.Background()}
+	return &env{fake: fake, seed: seed, client: client(t, seed.URL, seed.OwnerToken, true), log: &lockedBuffer{}, ctx: t.Context()}
 }
 
 func client(t *testing.T, url, tok string, noRetries bool) *gitlab.Client {

@@ -1,7 +1,6 @@
 package gitlab
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -50,7 +49,7 @@ func TestUpdateHiddenVariableSendsNoMasked(t *testing.T) {
 		w.Write([]byte(`{"key":"RUNNER_TOKEN","value":null,"hidden":true,"masked":true}`))
 	})
 	v := token.Secret("glrt-new")
-	err := c.UpdateVariable(context.Background(), VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "RUNNER_TOKEN", Scope: "production"}, VariableWrite{Value: &v})
+	err := c.UpdateVariable(t.Context(), VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "RUNNER_TOKEN", Scope: "production"}, VariableWrite{Value: &v})
 	assert.NilError(t, err)
 }
 
@@ -67,7 +66,7 @@ func TestCreateHiddenVariableSendsMaskedAndHidden(t *testing.T) {
 		w.Write([]byte(`{"key":"K","value":null}`))
 	})
 	v := token.Secret("glrt-x")
-	err := c.CreateVariable(context.Background(), VarRef{Owner: spec.OwnerGroup, OwnerID: 10, Key: "K", Scope: "*"},
+	err := c.CreateVariable(t.Context(), VarRef{Owner: spec.OwnerGroup, OwnerID: 10, Key: "K", Scope: "*"},
 		VariableWrite{Value: &v, Protected: new(true), Masked: new(true), Hidden: true})
 	assert.NilError(t, err)
 }
@@ -86,7 +85,7 @@ func TestCreateRunnerSendsSpec(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 		w.Write([]byte(`{"id":7,"token":"glrt-t3_abcdefghijklmnopqrst","token_expires_at":null}`))
 	})
-	nt, err := c.CreateRunner(context.Background(), RunnerAttrs{Type: spec.ProjectType, ProjectID: 42, TagList: []string{"a", "b"}, MaximumTimeout: 600})
+	nt, err := c.CreateRunner(t.Context(), RunnerAttrs{Type: spec.ProjectType, ProjectID: 42, TagList: []string{"a", "b"}, MaximumTimeout: 600})
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(nt.RunnerID, int64(7)))
 	assert.Check(t, is.Equal(nt.Token.Reveal(), "glrt-t3_abcdefghijklmnopqrst"))
@@ -115,7 +114,7 @@ func TestErrorSentences(t *testing.T) {
 			w.WriteHeader(tc.status)
 			io.WriteString(w, tc.body)
 		})
-		_, err := c.CreateRunner(context.Background(), RunnerAttrs{Type: spec.ProjectType, ProjectID: 42})
+		_, err := c.CreateRunner(t.Context(), RunnerAttrs{Type: spec.ProjectType, ProjectID: 42})
 		assert.Check(t, is.ErrorContains(err, tc.want), "status %d", tc.status)
 		assert.Check(t, is.Equal(fail.Code(err), tc.code), "status %d", tc.status)
 		assert.Check(t, is.Equal(IsNotFound(err), tc.status == 404))
@@ -128,7 +127,7 @@ func TestConnectionRefusedIsAmbiguousAndNamesHost(t *testing.T) {
 	srv.Close()
 	c, err := New(Config{BaseURL: url, Token: "glpat-test", NoRetries: true})
 	assert.NilError(t, err)
-	_, err = c.CreateRunner(context.Background(), RunnerAttrs{Type: spec.InstanceType})
+	_, err = c.CreateRunner(t.Context(), RunnerAttrs{Type: spec.InstanceType})
 	assert.Check(t, is.ErrorContains(err, "could not be reached (connection refused)"))
 	assert.Check(t, is.ErrorContains(err, url[len("http://"):]))
 	assert.Check(t, IsAmbiguous(err))
@@ -153,13 +152,13 @@ func TestRetryPolicy(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c, err := New(Config{BaseURL: srv.URL, Token: "glpat-test", RetryMax: 3})
 	assert.NilError(t, err)
-	ns, err := c.ResolveProject(context.Background(), "a/b")
+	ns, err := c.ResolveProject(t.Context(), "a/b")
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(ns.ID, int64(42)))
 	assert.Check(t, is.Equal(calls.Load(), int32(2)), "the 429 is retried once")
 
 	calls.Store(10)
-	_, err = c.CreateRunner(context.Background(), RunnerAttrs{Type: spec.InstanceType})
+	_, err = c.CreateRunner(t.Context(), RunnerAttrs{Type: spec.InstanceType})
 	assert.Check(t, is.ErrorContains(err, "HTTP 503"))
 	assert.Check(t, is.Equal(calls.Load(), int32(11)), "a failed POST is not retried blindly")
 }
@@ -198,11 +197,11 @@ func TestIdempotentCallsRetryAfterNoAnswer(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c, err := New(Config{BaseURL: srv.URL, Token: "glpat-test", RetryMax: 2})
 	assert.NilError(t, err)
-	_, err = c.ResolveProject(context.Background(), "a/b")
+	_, err = c.ResolveProject(t.Context(), "a/b")
 	assert.NilError(t, err)
 
 	calls.Store(10)
-	_, err = c.CreateRunner(context.Background(), RunnerAttrs{Type: spec.InstanceType})
+	_, err = c.CreateRunner(t.Context(), RunnerAttrs{Type: spec.InstanceType})
 	assert.Check(t, is.ErrorContains(err, "the connection was closed before GitLab answered"))
 	assert.Check(t, IsAmbiguous(err))
 	assert.Check(t, is.Equal(calls.Load(), int32(11)), "a POST without an answer is not repeated")

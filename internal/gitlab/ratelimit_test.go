@@ -1,7 +1,6 @@
 package gitlab
 
 import (
-	"context"
 	"net/http"
 	"testing"
 
@@ -27,7 +26,7 @@ func TestRateLimitReadsTheHeaderOfAnyAnswer(t *testing.T) {
 			w.WriteHeader(tc.status)
 			_, _ = w.Write([]byte(`{}`))
 		})
-		got, err := c.RateLimit(context.Background())
+		got, err := c.RateLimit(t.Context())
 		assert.Check(t, err)
 		assert.Check(t, is.Equal(got, tc.want))
 	}

@@ -29,7 +29,7 @@ type env struct {
 func setup(t *testing.T, tok func(gitlabfake.Seed) string) *env {
 	t.Helper()
 	fake, seed := gitlabfake.NewTest(t)
-	return &env{fake: fake, seed: seed, svc: service(t, seed.URL, tok(seed)), ctx: context.Background()}
+	return &env{fake: fake, seed: seed, svc: service(t, seed.URL, tok(seed)), ctx: t.Context()}
 }
 
 func service(t *testing.T, url, tok string) *lifecycle.Service {

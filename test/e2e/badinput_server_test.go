@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"os"
 	"strings"
 	"testing"
@@ -120,7 +119,7 @@ func TestVariableWithSeveralScopes(t *testing.T) {
 	for _, scope := range []string{"production", "staging"} {
 		v := token.Secret("not-a-runner-token-" + scope)
 		desc := "deploy key for " + scope
-		assert.NilError(t, c.CreateVariable(context.Background(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "RUNNER_TOKEN", Scope: scope}, gitlab.VariableWrite{Value: &v, Description: &desc}))
+		assert.NilError(t, c.CreateVariable(t.Context(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "RUNNER_TOKEN", Scope: scope}, gitlab.VariableWrite{Value: &v, Description: &desc}))
 	}
 	before := tg.fake.State()
 	cases := []struct {
@@ -233,7 +232,7 @@ func TestStoreNeverOverwritesAForeignVariable(t *testing.T) {
 	c, err := gitlab.New(gitlab.Config{BaseURL: tg.url, Token: tg.seed.OwnerToken, NoRetries: true})
 	assert.NilError(t, err)
 	theirs, desc := token.Secret("their-own-deploy-value"), "set by hand"
-	assert.NilError(t, c.CreateVariable(context.Background(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "RUNNER_TOKEN", Scope: "*"}, gitlab.VariableWrite{Value: &theirs, Description: &desc}))
+	assert.NilError(t, c.CreateVariable(t.Context(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "RUNNER_TOKEN", Scope: "*"}, gitlab.VariableWrite{Value: &theirs, Description: &desc}))
 
 	res = icmd.WaitOnCmd(time.Minute, res)
 	tg.assertNoSecrets(t, res.Stdout()+res.Stderr())

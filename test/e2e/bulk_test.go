@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 
@@ -46,7 +45,7 @@ func TestRotateAllWithOneFailure(t *testing.T) {
 	c, err := gitlab.New(gitlab.Config{BaseURL: tg.url, Token: tok, NoRetries: true})
 	assert.NilError(t, err)
 	val := token.Secret("not-a-runner-token")
-	assert.NilError(t, c.CreateVariable(context.Background(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "E", Scope: "*"}, gitlab.VariableWrite{Value: &val}))
+	assert.NilError(t, c.CreateVariable(t.Context(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "E", Scope: "*"}, gitlab.VariableWrite{Value: &val}))
 	tg.fake.AddFault(gitlabfake.Fault{Method: "POST", Path: "/runners/" + itoa(ids["C"]) + "/reset_authentication_token", Status: 500})
 	before := map[string]string{}
 	for _, v := range tg.fake.Variables() {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -108,7 +107,7 @@ func TestPruneDryRunThenReal(t *testing.T) {
 	// The variable is deleted by hand; its runner is left without a reference.
 	c, err := gitlab.New(gitlab.Config{BaseURL: tg.url, Token: tok, NoRetries: true})
 	assert.NilError(t, err)
-	assert.NilError(t, c.DeleteVariable(context.Background(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "OLD", Scope: "*"}))
+	assert.NilError(t, c.DeleteVariable(t.Context(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "OLD", Scope: "*"}))
 
 	dry := tg.run(t, tok, nil, "prune", "--project-id", "42", "--dry-run")
 	dry.Assert(t, icmd.Expected{Out: "would delete runner"})

@@ -84,7 +84,7 @@ func (w *world) command(ctx context.Context, args []string) (*exec.Cmd, *bytes.B
 // run runs the binary to its end (at most a minute).
 func (w *world) run(args ...string) outcome {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(w.t.Context(), time.Minute)
 	defer cancel()
 	cmd, stdout, stderr := w.command(ctx, args)
 	err := cmd.Run()
@@ -95,7 +95,7 @@ func (w *world) run(args ...string) outcome {
 // stalls the call, and kills the process with SIGKILL while the call is in flight.
 func (w *world) runKilled(args ...string) (outcome, error) {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(w.t.Context(), time.Minute)
 	defer cancel()
 	cmd, stdout, stderr := w.command(ctx, args)
 	if err := cmd.Start(); err != nil {

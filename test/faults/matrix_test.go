@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"regexp"
@@ -151,7 +150,7 @@ func plantOrphan(w *world) {
 		w.t.Fatal(err)
 	}
 	note := record.ComposeNote("", record.Runner{Target: target.Marker(), CreatedAt: time.Now()})
-	if _, err := c.CreateRunner(context.Background(), gitlab.RunnerAttrs{
+	if _, err := c.CreateRunner(w.t.Context(), gitlab.RunnerAttrs{
 		Type: spec.ProjectType, ProjectID: target.OwnerID, Description: description, RunUntagged: true,
 		AccessLevel: spec.NotProtected, MaintenanceNote: note,
 	}); err != nil {

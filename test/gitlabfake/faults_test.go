@@ -99,7 +99,7 @@ func TestFaultStallHonoursCancellation(t *testing.T) {
 	s.AddFault(Fault{Method: "POST", Path: "/user/runners", Stall: 10 * time.Second})
 	c := client(t, s, seed.MaintainerToken)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, _, err := c.Users.CreateUserRunner(createOpts(seed), gitlab.WithContext(ctx))

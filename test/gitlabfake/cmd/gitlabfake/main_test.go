@@ -38,7 +38,7 @@ var listeningRe = regexp.MustCompile(`^listening on (http://127\.0\.0\.1:\d+)\n$
 
 func TestRunServesUntilCancelled(t *testing.T) {
 	envFile := filepath.Join(t.TempDir(), "fake.env")
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
@@ -100,7 +100,7 @@ func TestRunServesUntilCancelled(t *testing.T) {
 
 func TestRunWithoutSeed(t *testing.T) {
 	envFile := filepath.Join(t.TempDir(), "fake.env")
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(t.Context())
 	var stdout, stderr syncBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, []string{"--seed=false", "--env-file", envFile}, &stdout, &stderr) }()
@@ -118,6 +118,6 @@ func TestRunWithoutSeed(t *testing.T) {
 
 func TestRunBadFlag(t *testing.T) {
 	var stdout, stderr syncBuffer
-	assert.Equal(t, run(context.Background(), []string{"--nope"}, &stdout, &stderr), 2)
+	assert.Equal(t, run(t.Context(), []string{"--nope"}, &stdout, &stderr), 2)
 	assert.Check(t, is.Contains(stderr.String(), "flag provided but not defined: -nope"))
 }
