@@ -6,6 +6,7 @@
 package render
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,6 +16,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/pelletier/go-toml/v2"
+	"go.yaml.in/yaml/v3"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
@@ -52,16 +56,68 @@ func KubernetesSecret(name, namespace, token string) ([]byte, error) {
 	if namespace != "" && (len(namespace) > 63 || !dnsLabelRE.MatchString(namespace)) {
 		return nil, fail.Usagef("namespace %s is not valid: expected a Kubernetes namespace such as gitlab-runner (lowercase letters, digits and '-')", safeQuote(namespace))
 	}
-	var b strings.Builder
-	b.WriteString("apiVersion: v1\nkind: Secret\nmetadata:\n")
-	fmt.Fprintf(&b, "  name: %s\n", name)
-	if namespace != "" {
-		fmt.Fprintf(&b, "  namespace: %s\n", namespace)
+	s := secret{APIVersion: "v1", Kind: "Secret", Metadata: objectMeta{Name: name, Namespace: namespace}, Type: "Opaque"}
+	s.Data.Token = base64.StdEncoding.EncodeToString([]byte(token))
+	return marshalYAML(s)
+}
+
+// secret is the part of a Kubernetes v1 Secret that render writes, in the order kubectl shows it.
+type secret struct {
+	APIVersion string     `yaml:"apiVersion"`
+	Kind       string     `yaml:"kind"`
+	Metadata   objectMeta `yaml:"metadata"`
+	Type       string     `yaml:"type"`
+	Data       struct {
+		// RegistrationToken is empty in the new workflow, but the chart mounts the key.
+		RegistrationToken string `yaml:"runner-registration-token"`
+		Token             string `yaml:"runner-token"`
+	} `yaml:"data"`
+}
+
+type objectMeta struct {
+	Name      string `yaml:"name"`
+	Namespace string `yaml:"namespace,omitempty"`
+}
+
+// helmValues are the two chart values render sets.
+type helmValues struct {
+	GitlabURL   quoted `yaml:"gitlabUrl"`
+	RunnerToken quoted `yaml:"runnerToken"`
+}
+
+// quoted is a string written as a double-quoted YAML scalar, so that no value (a token of
+// digits, "yes", a URL with #) can be read back as anything but a string.
+type quoted string
+
+// MarshalYAML implements yaml.Marshaler.
+func (q quoted) MarshalYAML() (any, error) {
+	return &yaml.Node{Kind: yaml.ScalarNode, Style: yaml.DoubleQuotedStyle, Value: string(q)}, nil
+}
+
+// configTOML is the part of gitlab-runner's config.toml that render writes.
+type configTOML struct {
+	Runners []tomlRunner `toml:"runners"`
+}
+
+type tomlRunner struct {
+	Name     string `toml:"name"`
+	URL      string `toml:"url"`
+	Token    string `toml:"token"`
+	Executor string `toml:"executor"`
+}
+
+// marshalYAML writes v with the two-space indentation Kubernetes and Helm files use.
+func marshalYAML(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encode YAML: %w", err)
 	}
-	b.WriteString("type: Opaque\ndata:\n")
-	fmt.Fprintf(&b, "  %s: \"\"\n", SecretRegistrationTokenKey)
-	fmt.Fprintf(&b, "  %s: %s\n", SecretTokenKey, base64.StdEncoding.EncodeToString([]byte(token)))
-	return []byte(b.String()), nil
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encode YAML: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // HelmValues returns a values file for the gitlab-runner chart that sets gitlabUrl and
@@ -74,7 +130,7 @@ func HelmValues(gitlabURL, token string) ([]byte, error) {
 	if err := checkURL(gitlabURL); err != nil {
 		return nil, err
 	}
-	return []byte("gitlabUrl: " + yamlString(gitlabURL) + "\nrunnerToken: " + yamlString(token) + "\n"), nil
+	return marshalYAML(helmValues{GitlabURL: quoted(gitlabURL), RunnerToken: quoted(token)})
 }
 
 // ConfigTOMLStanza returns a [[runners]] entry for gitlab-runner's config.toml with name, url,
@@ -94,13 +150,13 @@ func ConfigTOMLStanza(name, gitlabURL, token, executor string) ([]byte, error) {
 	if !executorRE.MatchString(executor) {
 		return nil, fail.Usagef("executor %s is not valid: expected a gitlab-runner executor such as shell, docker or kubernetes", safeQuote(executor))
 	}
-	var b strings.Builder
-	b.WriteString("[[runners]]\n")
-	fmt.Fprintf(&b, "  name = %s\n", tomlString(name))
-	fmt.Fprintf(&b, "  url = %s\n", tomlString(gitlabURL))
-	fmt.Fprintf(&b, "  token = %s\n", tomlString(token))
-	fmt.Fprintf(&b, "  executor = %s\n", tomlString(executor))
-	return []byte(b.String()), nil
+	var b bytes.Buffer
+	enc := toml.NewEncoder(&b)
+	enc.SetIndentTables(true)
+	if err := enc.Encode(configTOML{Runners: []tomlRunner{{Name: name, URL: gitlabURL, Token: token, Executor: executor}}}); err != nil {
+		return nil, fmt.Errorf("encode TOML: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // WriteFile writes data to path readable by its owner only: a new file is created with mode
@@ -187,48 +243,4 @@ func safeQuote(s string) string {
 		s = s[:60] + "…"
 	}
 	return strconv.Quote(s)
-}
-
-// yamlString writes s as a double-quoted YAML scalar.
-func yamlString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, "\\x%02x", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-// tomlString writes s as a TOML basic string.
-func tomlString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch {
-		case r == '"' || r == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(r)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f:
-			fmt.Fprintf(&b, "\\u%04X", r)
-		default:
-			b.WriteRune(r)
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
 }
