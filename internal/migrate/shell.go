@@ -223,8 +223,7 @@ func unescape(v string, dquoted bool, add func(string, bool)) {
 
 // parseError turns the parser's error into one sentence saying what is missing.
 func parseError(err error) error {
-	var pe syntax.ParseError
-	if errors.As(err, &pe) {
+	if pe, ok := errors.AsType[syntax.ParseError](err); ok {
 		// The parser's sentences are pinned with its version in go.mod; TestLexRefusesUnterminatedQuotes
 		// notices if a new version words them otherwise.
 		for _, q := range []struct{ mvdan, ours string }{
