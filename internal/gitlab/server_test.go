@@ -1,7 +1,6 @@
 package gitlab
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -64,19 +63,19 @@ func TestServerDetection(t *testing.T) {
 	fake, seed := gitlabfake.NewTest(t, gitlabfake.GitLab("16.11.2-ee", gitlabfake.TierFree))
 	c, err := New(Config{BaseURL: seed.URL, Token: seed.MaintainerToken, NoRetries: true})
 	assert.NilError(t, err)
-	s, err := c.Server(context.Background())
+	s, err := c.Server(t.Context())
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(s, Server{Version: V(16, 11, 2), Raw: "16.11.2-ee", Enterprise: true, Source: SourceMetadata}))
 	// Cached: a second call sends nothing.
 	n := len(fake.Requests())
-	_, err = c.Server(context.Background())
+	_, err = c.Server(t.Context())
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(fake.Requests(), n))
 
 	// A create_runner-only token is refused both: the version is unknown, not an error.
 	c2, err := New(Config{BaseURL: seed.URL, Token: seed.CreateRunnerOnlyToken, NoRetries: true})
 	assert.NilError(t, err)
-	s, err = c2.Server(context.Background())
+	s, err = c2.Server(t.Context())
 	assert.NilError(t, err)
 	assert.Check(t, !s.Known())
 	assert.Check(t, is.Equal(s.Source, SourceProbe))
@@ -84,7 +83,7 @@ func TestServerDetection(t *testing.T) {
 	// A refused token is an error.
 	c3, err := New(Config{BaseURL: seed.URL, Token: seed.ExpiredToken, NoRetries: true})
 	assert.NilError(t, err)
-	_, err = c3.Server(context.Background())
+	_, err = c3.Server(t.Context())
 	assert.Check(t, is.Equal(StatusCode(err), http.StatusUnauthorized))
 }
 
@@ -100,7 +99,7 @@ func TestServerDetectionFallsBackToVersion(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"version":"16.1.0-ee","revision":"abc"}`))
 	})
-	s, err := c.Server(context.Background())
+	s, err := c.Server(t.Context())
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(metadata.Load(), int32(1)))
 	assert.Check(t, is.DeepEqual(s, Server{Version: V(16, 1, 0), Raw: "16.1.0-ee", Enterprise: true, Source: SourceVersion}))

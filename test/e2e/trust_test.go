@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -25,7 +24,7 @@ func (tg *target) plant(t *testing.T, tok string, projectID int64, key string, i
 	assert.NilError(t, err)
 	val := token.Secret("attacker-reads-this-value")
 	desc := fmt.Sprintf("managed by runner-bootstrap; runner_id=%d; token_expires_at=never; token_set_at=2026-11-25T08:52:36Z", id)
-	assert.NilError(t, c.CreateVariable(context.Background(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: projectID, Key: key, Scope: "*"},
+	assert.NilError(t, c.CreateVariable(t.Context(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: projectID, Key: key, Scope: "*"},
 		gitlab.VariableWrite{Value: &val, Description: &desc, Hidden: true}))
 }
 
