@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"encoding/json"
 	"regexp"
 	"strings"
@@ -54,7 +53,7 @@ func TestStatusWords(t *testing.T) {
 	c, err := gitlab.New(gitlab.Config{BaseURL: tg.url, Token: tok, NoRetries: true})
 	assert.NilError(t, err)
 	val := token.Secret("some-other-value")
-	assert.NilError(t, c.CreateVariable(context.Background(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "THEIRS", Scope: "*"}, gitlab.VariableWrite{Value: &val}))
+	assert.NilError(t, c.CreateVariable(t.Context(), gitlab.VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "THEIRS", Scope: "*"}, gitlab.VariableWrite{Value: &val}))
 
 	res := tg.run(t, tok, nil, "status", "--project-id", "platform/deploy", "--variable-key", "THEIRS", "-o", "json")
 	res.Assert(t, icmd.Expected{ExitCode: 12})
