@@ -8,13 +8,15 @@ import (
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
 // StatusCmd reports on the runner behind a variable.
 type StatusCmd struct {
 	OwnerFlags
 	VariableTargetFlags
-	WarnWithin duration.Duration `name:"warn-within" default:"72h" placeholder:"DURATION" help:"Exit 10 when the token expires within this window, e.g. 72h or 7d."`
+	WarnWithin  duration.Duration `name:"warn-within" default:"72h" placeholder:"DURATION" help:"Exit 10 when the token expires within this window, e.g. 72h or 7d (default: ${default})."`
+	VerifyToken bool              `name:"verify-token" help:"Also check the stored token itself: read it from the job's $<variable-key> (a job that receives the variable) and ask GitLab whether it is the runner's current one (POST /runners/verify, which GitLab counts as a contact of the runner)."`
 }
 
 // Run implements the command.
@@ -25,6 +27,16 @@ func (c *StatusCmd) Run(app *App) error {
 	}
 	if err := s.Variable.Validate(); err != nil {
 		return err
+	}
+	var cur string
+	if c.VerifyToken {
+		if cur = tokenFromEnv(app.Getenv, s.Variable.Key); cur == "" {
+			return fail.Usagef("--verify-token reads the stored token from $%s, which is empty here: run status in a job that receives the variable (a protected variable reaches only protected branches and tags)", s.Variable.Key)
+		}
+		if !token.IsRunnerToken(cur) {
+			return fail.Usagef("--verify-token needs the runner authentication token in $%s, but it holds %s", s.Variable.Key, token.Classify(cur))
+		}
+		app.redactor.Add(cur)
 	}
 	svc, err := app.Service()
 	if err != nil {
@@ -37,6 +49,11 @@ func (c *StatusCmd) Run(app *App) error {
 	rep, err := svc.Status(app.Ctx, r, c.WarnWithin.D())
 	if err != nil {
 		return err
+	}
+	if c.VerifyToken {
+		if rep, err = svc.CheckStoredToken(app.Ctx, r, rep, token.Secret(cur)); err != nil {
+			return err
+		}
 	}
 	if err := app.Printer().Print(rep, func(w io.Writer) {
 		line(w, "variable: %s variable %s (scope %s)", r.VarOwnerPath, r.Var.Key, r.Var.Scope)

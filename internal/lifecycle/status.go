@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
 // Health values reported by Status.
@@ -116,4 +118,29 @@ func (s *Service) Status(ctx context.Context, r Resolved, warnWithin time.Durati
 func (s *Service) finish(rep Report, health string, code int, msg string) Report {
 	rep.Health, rep.ExitCode, rep.Message = health, code, msg
 	return rep
+}
+
+// CheckStoredToken adds to a status report what only the token itself can tell: t is the
+// variable's value as a job that receives the variable sees it (status cannot read a hidden
+// value through the API). GitLab is asked whether t is the runner's current token (POST
+// /runners/verify, which GitLab counts as a contact of the runner; the manager entry it records
+// is removed again). A revoked token, or one of another runner, makes the report stale (exit
+// 10). Reports already stale, or without a runner of the variable's own, are returned unchanged.
+func (s *Service) CheckStoredToken(ctx context.Context, r Resolved, rep Report, t token.Secret) (Report, error) {
+	vr, ok := s.API.(runnerVerifier)
+	if !ok || rep.RunnerID == 0 || rep.Health == HealthStale || rep.ExitCode == fail.CodeRunnerGone || rep.ExitCode == fail.CodeVariableMissing {
+		return rep, nil
+	}
+	id, err := vr.VerifyRunnerToken(ctx, t, verifySystemID)
+	if gitlab.StatusCode(err) == http.StatusForbidden {
+		return s.finish(rep, HealthStale, fail.CodeExpiring, fmt.Sprintf("the token in $%s is not valid any more (GitLab answered 403 to verify), so %s holds a revoked token; runner-bootstrap rotate fixes it", r.Var.Key, r.VarName())), nil
+	}
+	if err != nil {
+		return rep, err
+	}
+	s.removeVerifyManager(ctx, vr, t)
+	if id != rep.RunnerID {
+		return s.finish(rep, HealthStale, fail.CodeExpiring, fmt.Sprintf("the token in $%s belongs to runner %d, not to runner %d that %s records: the job received another variable of that name, or the value was replaced", r.Var.Key, id, rep.RunnerID, r.VarName())), nil
+	}
+	return rep, nil
 }

@@ -126,3 +126,26 @@ func mustVar(t *testing.T, tg *target) struct{ Value string } {
 	assert.Assert(t, ok)
 	return struct{ Value string }{v.Value}
 }
+
+// TestStatusVerifyTokenDetectsARevokedStoredToken: the token was reset behind the tool's back
+// on a GitLab that reports no expiry, so neither the record nor the runner shows it; status
+// --verify-token, run where the job receives the variable, asks GitLab about the token itself.
+func TestStatusVerifyTokenDetectsARevokedStoredToken(t *testing.T) {
+	tg := newTarget(t)
+	tg.needFake(t)
+	tok := tg.seed.MaintainerToken
+	created := decode(t, tg.run(t, tok, nil, "create", "-o", "json", "--project-id", "42"))
+	stored := []string{"RUNNER_TOKEN=" + mustVar(t, tg).Value}
+	tg.run(t, tok, stored, "status", "--project-id", "42", "--verify-token").Assert(t, icmd.Success)
+	r, _ := tg.fake.Runner(created.RunnerID)
+	assert.Check(t, is.Len(r.Managers, 0), "the check's manager entry is removed again")
+
+	tg.fake.RotateRunnerTokenAsRunner(created.RunnerID)
+	tg.run(t, tok, stored, "status", "--project-id", "42").Assert(t, icmd.Success) // nothing else can tell
+	res := tg.run(t, tok, stored, "status", "--project-id", "42", "--verify-token", "-o", "json")
+	res.Assert(t, icmd.Expected{ExitCode: 10})
+	var rep statusReport
+	assert.NilError(t, json.Unmarshal([]byte(res.Stdout()), &rep))
+	assert.Check(t, is.Equal(rep.Health, "stale_token"))
+	tg.run(t, tok, nil, "status", "--project-id", "42", "--verify-token").Assert(t, icmd.Expected{ExitCode: 2, Err: "$RUNNER_TOKEN, which is empty here"})
+}
