@@ -6,6 +6,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fleet"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
 )
 
 // ApplyCmd ensures every runner of a fleet manifest.
@@ -44,7 +45,7 @@ func (c *ApplyCmd) Run(app *App) error {
 		return err
 	}
 	f := &fleet.Fleet{API: client, Log: app.Log, Concurrency: c.Concurrency, Progress: app.progressOptions()}
-	app.Log.WithField("shard", sh.String()).Infof("planning %d of the %d entries of %s", len(m.Select(sh)), len(m.Entries), c.File)
+	app.Log.WithField("shard", sh.String()).Infof("planning %d of the %s of %s", len(m.Select(sh)), output.Plural(len(m.Entries), "entry", "entries"), c.File)
 	plan, err := f.Plan(app.Ctx, m, sh, c.Prune)
 	if err != nil {
 		return err

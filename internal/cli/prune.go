@@ -7,6 +7,7 @@ import (
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 )
 
@@ -75,17 +76,10 @@ func (c *PruneCmd) Run(app *App) error {
 			line(w, "%s runner %d (%s %q): %s", verb, it.RunnerID, it.RunnerType, it.Description, it.Reason)
 		}
 		if c.DryRun && len(items) > 0 {
-			line(w, "dry run: nothing was changed; run again without --dry-run to delete %s", plural(len(items), "runner"))
+			line(w, "dry run: nothing was changed; run again without --dry-run to delete %s", output.Plural(len(items), "runner", "runners"))
 		}
 	}); perr != nil && err == nil {
 		err = perr
 	}
 	return err
-}
-
-func plural(n int, word string) string {
-	if n == 1 {
-		return "1 " + word
-	}
-	return fmt.Sprintf("%d %ss", n, word)
 }

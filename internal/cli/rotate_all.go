@@ -7,6 +7,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/progress"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 )
@@ -97,7 +98,7 @@ func (c *RotateCmd) runAll(app *App) error {
 		// An empty table and exit 0 would hide a schedule pointed at the wrong place.
 		return fail.WithCode(fail.CodeNotFound, fmt.Errorf("no variable managed by runner-bootstrap in %s: nothing to rotate; check the scope, or create a runner there first with runner-bootstrap create", scopeName(owners, c.IncludeSubgroups)))
 	}
-	prog := app.Progress("rotate_all", fmt.Sprintf("rotating %s in %s, %d at a time", plural(len(refs), "managed variable"), plural(len(owners), "owner"), c.Concurrency), len(refs))
+	prog := app.Progress("rotate_all", fmt.Sprintf("rotating %s in %s, %d at a time", output.Plural(len(refs), "managed variable", "managed variables"), output.Plural(len(owners), "owner", "owners"), c.Concurrency), len(refs))
 	items := svc.RotateAll(app.Ctx, refs, lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D()}, c.Concurrency, func(it lifecycle.BulkItem) {
 		if it.Error != "" {
 			prog.Failed(it.Variable, it.Error)

@@ -11,6 +11,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/progress"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
 )
@@ -88,7 +89,7 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan) {
 		f.readBack(ctx, p)
 		return
 	}
-	prog := progress.Start(f.progressOptions(), "apply", fmt.Sprintf("applying %s (%d up to date), %d at a time", plural(len(work), "change", "changes"), len(p.Items)-len(work), f.conc()), len(work))
+	prog := progress.Start(f.progressOptions(), "apply", fmt.Sprintf("applying %s (%d up to date), %d at a time", output.Plural(len(work), "change", "changes"), len(p.Items)-len(work), f.conc()), len(work))
 	defer prog.Finish()
 	forEach(ctx, len(work), f.conc(), func(i int) {
 		it := work[i]
@@ -259,7 +260,7 @@ func (f *Fleet) LogSummary(s Summary) {
 		rate = float64(s.Entries) / s.Seconds
 	}
 	entry := f.Log.WithField("shard", s.Shard)
-	msg := fmt.Sprintf("%s finished in %.1fs: %s; %d entries (%.1f/s), %d API calls", what, s.Seconds, strings.Join(parts, ", "), s.Entries, rate, s.APICalls)
+	msg := fmt.Sprintf("%s finished in %.1fs: %s; %s (%.1f/s), %d API calls", what, s.Seconds, strings.Join(parts, ", "), output.Plural(s.Entries, "entry", "entries"), rate, s.APICalls)
 	if s.Failed > 0 {
 		entry.Error(msg)
 		return

@@ -16,6 +16,7 @@ import (
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/progress"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
@@ -302,7 +303,7 @@ func (p *Plan) planPrune(ctx context.Context, f *Fleet, lists []listKey) {
 		}
 	}
 	if failed > 0 {
-		p.PruneSkipped = fmt.Sprintf("%s could not be planned, so --prune deletes nothing this run: it needs to know what every entry keeps", plural(failed, "entry", "entries"))
+		p.PruneSkipped = fmt.Sprintf("%s could not be planned, so --prune deletes nothing this run: it needs to know what every entry keeps", output.Plural(failed, "entry", "entries"))
 		f.Log.Warn(p.PruneSkipped)
 		return
 	}
@@ -563,11 +564,4 @@ func discardLogger() *logrus.Logger {
 	l.SetOutput(io.Discard)
 	l.SetLevel(logrus.PanicLevel)
 	return l
-}
-
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
 }

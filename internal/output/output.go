@@ -97,6 +97,14 @@ func scalar(v any) string {
 	}
 }
 
+// Plural is "1 entry" or "3 entries": a count with the right form of its noun.
+func Plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
 var dotenvKeyRE = regexp.MustCompile(`^[A-Z_][A-Z0-9_]*$`)
 
 // WriteDotenv writes KEY=value lines (sorted) to path, for a GitLab artifacts:reports:dotenv.
