@@ -20,6 +20,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/yamlnode"
 )
 
 // Manifest is a validated fleet manifest.
@@ -178,7 +179,7 @@ func (d *decoder) document(data []byte) *yaml.Node {
 		d.errorf(nil, "the manifest is empty: expected a runners: list")
 		return nil
 	}
-	root := resolve(doc.Content[0])
+	root := yamlnode.Resolve(doc.Content[0])
 	if root.Kind != yaml.MappingNode {
 		d.errorf(root, "the manifest is %s: expected a mapping with a runners: list", describeNode(root))
 		return nil
@@ -197,14 +198,6 @@ func (d *decoder) syntax(err error) {
 			d.errs = append(d.errs, fieldError{msg: "invalid YAML: " + strings.TrimPrefix(l, "yaml: ")})
 		}
 	}
-}
-
-// resolve follows aliases (*anchor) to the node they name.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
 }
 
 func describeNode(n *yaml.Node) string {
@@ -231,7 +224,7 @@ type kv struct {
 // fields reads a mapping's keys, following merge keys (<<: *defaults; explicit keys win),
 // and reports unknown and repeated keys. path prefixes messages ("runners[3].").
 func (d *decoder) fields(path string, n *yaml.Node, known []string) (map[string]kv, bool) {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	if n.Kind != yaml.MappingNode {
 		d.errorf(n, "%s is %s: expected a mapping of %s", strings.TrimSuffix(path, "."), describeNode(n), strings.Join(known, ", "))
 		return nil, false
@@ -240,8 +233,8 @@ func (d *decoder) fields(path string, n *yaml.Node, known []string) (map[string]
 	var merged []map[string]kv
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
-		if k.ShortTag() == "!!merge" {
-			for _, src := range mergeSources(v) {
+		if yamlnode.IsMerge(k) {
+			for _, src := range yamlnode.MergeSources(v) {
 				if m, ok := d.fields(path, src, known); ok {
 					merged = append(merged, m)
 				}
@@ -281,14 +274,6 @@ func (d *decoder) fields(path string, n *yaml.Node, known []string) (map[string]
 		}
 	}
 	return out, true
-}
-
-func mergeSources(v *yaml.Node) []*yaml.Node {
-	v = resolve(v)
-	if v.Kind == yaml.SequenceNode {
-		return v.Content
-	}
-	return []*yaml.Node{v}
 }
 
 func contains(list []string, s string) bool {
@@ -336,7 +321,7 @@ func levenshtein(a, b string) int {
 }
 
 func (d *decoder) runners(n *yaml.Node) []Entry {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	if n.Kind != yaml.SequenceNode {
 		d.errorf(n, "runners is %s: expected a list with one item per runner", describeNode(n))
 		return nil
@@ -347,7 +332,7 @@ func (d *decoder) runners(n *yaml.Node) []Entry {
 	}
 	var out []Entry
 	for i, item := range n.Content {
-		if e, ok := d.entry(i, resolve(item)); ok {
+		if e, ok := d.entry(i, yamlnode.Resolve(item)); ok {
 			out = append(out, e)
 		}
 	}
@@ -549,7 +534,7 @@ var (
 // str reads a string. Numbers are taken as written (description: 2024); true, false and
 // empty values are refused, since they are usually a slip.
 func (d *decoder) str(path string, x kv) (string, bool) {
-	n := resolve(x.value)
+	n := yamlnode.Resolve(x.value)
 	if n.Kind != yaml.ScalarNode {
 		d.errorf(n, "%s is %s: expected a string", path, describeNode(n))
 		return "", false
@@ -567,7 +552,7 @@ func (d *decoder) str(path string, x kv) (string, bool) {
 
 // ref reads a project or group: a positive number or a full path.
 func (d *decoder) ref(path string, x kv) (string, bool) {
-	n := resolve(x.value)
+	n := yamlnode.Resolve(x.value)
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
 		id, err := strconv.ParseInt(n.Value, 0, 64)
 		if err != nil || id <= 0 {
@@ -589,7 +574,7 @@ func (d *decoder) ref(path string, x kv) (string, bool) {
 }
 
 func (d *decoder) boolean(path string, x kv) (bool, bool) {
-	n := resolve(x.value)
+	n := yamlnode.Resolve(x.value)
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool" {
 		b, err := strconv.ParseBool(n.Value)
 		if err == nil {
@@ -601,7 +586,7 @@ func (d *decoder) boolean(path string, x kv) (bool, bool) {
 }
 
 func (d *decoder) integer(path string, x kv) (int64, bool) {
-	n := resolve(x.value)
+	n := yamlnode.Resolve(x.value)
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" {
 		if v, err := strconv.ParseInt(n.Value, 0, 64); err == nil {
 			return v, true
@@ -626,7 +611,7 @@ func (d *decoder) enum(p, name string, x kv, allowed ...string) (string, bool) {
 
 // tags reads tag_list: a list, or one comma-separated string as --tag-list takes it.
 func (d *decoder) tags(path string, x kv) []string {
-	n := resolve(x.value)
+	n := yamlnode.Resolve(x.value)
 	var items []*yaml.Node
 	switch {
 	case n.Kind == yaml.SequenceNode:
@@ -647,7 +632,7 @@ func (d *decoder) tags(path string, x kv) []string {
 	}
 	out := []string{}
 	for i, it := range items {
-		it = resolve(it)
+		it = yamlnode.Resolve(it)
 		if it.Kind != yaml.ScalarNode || (it.ShortTag() != "!!str" && it.ShortTag() != "!!int" && it.ShortTag() != "!!float") {
 			d.errorf(it, "%s[%d] is %s: expected a tag (a string)", path, i, describeNode(it))
 			continue

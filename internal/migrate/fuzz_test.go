@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/yamlnode"
 )
 
 // The fuzz targets check two promises on any input: no panic, and no token of the input in
@@ -133,8 +135,8 @@ func tokenValues(data []byte) []string {
 	}
 	var out []string
 	for _, key := range []string{keyRunnerToken, keyRegistrationToken} {
-		for _, p := range pairs(doc.Content[0], key) {
-			v := resolve(p.val)
+		for _, p := range yamlnode.Pairs(doc.Content[0], key) {
+			v := yamlnode.Resolve(p.Value)
 			if v == nil || v.Kind != yaml.ScalarNode || len(v.Value) < minSecretLen || isPlaceholder(v.Value) {
 				continue
 			}

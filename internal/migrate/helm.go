@@ -15,6 +15,7 @@ import (
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/yamlnode"
 )
 
 // Keys of the gitlab-runner chart's values file.
@@ -165,8 +166,8 @@ func (m *HelmMigration) read(v *values) error {
 		return err
 	}
 	var runners *yaml.Node
-	if ps := pairs(v.root, keyRunners); len(ps) > 0 {
-		rv := resolve(ps[0].val)
+	if ps := yamlnode.Pairs(v.root, keyRunners); len(ps) > 0 {
+		rv := yamlnode.Resolve(ps[0].Value)
 		switch {
 		case rv == nil || isNull(rv):
 		case rv.Kind == yaml.MappingNode:
@@ -175,7 +176,7 @@ func (m *HelmMigration) read(v *values) error {
 				return err
 			}
 		default:
-			return v.errorf(ps[0].key, "runners is %s: expected a mapping of runner settings", describe(rv))
+			return v.errorf(ps[0].Key, "runners is %s: expected a mapping of runner settings", describe(rv))
 		}
 	}
 
@@ -267,12 +268,12 @@ func (m *HelmMigration) read(v *values) error {
 
 	// Every legacy key, wherever it physically is (merge keys included), for the user and Rewrite.
 	for _, key := range append([]string{keyRegistrationToken}, legacyKeys...) {
-		for _, p := range pairs(v.root, key) {
-			m.LegacyKeys = append(m.LegacyKeys, KeyRef{Path: key, Line: p.key.Line})
+		for _, p := range yamlnode.Pairs(v.root, key) {
+			m.LegacyKeys = append(m.LegacyKeys, KeyRef{Path: key, Line: p.Key.Line})
 		}
 		if runners != nil && key != keyRegistrationToken {
-			for _, p := range pairs(runners, key) {
-				m.LegacyKeys = append(m.LegacyKeys, KeyRef{Path: keyRunners + "." + key, Line: p.key.Line})
+			for _, p := range yamlnode.Pairs(runners, key) {
+				m.LegacyKeys = append(m.LegacyKeys, KeyRef{Path: keyRunners + "." + key, Line: p.Key.Line})
 			}
 		}
 	}
@@ -296,13 +297,13 @@ func (m *HelmMigration) warn(v *values, runners *yaml.Node, atTop []string, unta
 			"%s %s at the top level, where the gitlab-runner chart does not read %s (it reads %s): the migration takes %s as the intended settings",
 			strings.Join(atTop, ", "), isAre(len(atTop)), itThem(len(atTop)), strings.Join(under, ", "), itThem(len(atTop))))
 	}
-	if p := pairs(runners, "tags"); len(p) > 0 && resolve(p[0].val).Kind == yaml.SequenceNode {
+	if p := yamlnode.Pairs(runners, "tags"); len(p) > 0 && yamlnode.Resolve(p[0].Value).Kind == yaml.SequenceNode {
 		m.Warnings = append(m.Warnings, "runners.tags is a YAML list while the chart passes tags on as one string, so the legacy registration may not have had these tags: check them")
 	}
 	if untaggedOff && len(m.runner.TagList) == 0 {
 		m.Warnings = append(m.Warnings, "runUntagged is false but there are no tags: a runner without tags always runs untagged jobs, so the new runner will too")
 	}
-	if len(pairs(runners, "maximumTimeout")) > 0 {
+	if len(yamlnode.Pairs(runners, "maximumTimeout")) > 0 {
 		w := "runners.maximumTimeout next to a runner authentication token makes gitlab-runner refuse to register (the chart still passes it): the migrated file drops it and the timeout moves to the runner in GitLab"
 		if m.RunnerTokenSet {
 			w = "runners.maximumTimeout next to a runner authentication token makes gitlab-runner refuse to register, and runnerToken is already set: this deployment cannot register until the key is gone"
@@ -341,8 +342,8 @@ func strayTokens(v *values) []string {
 	var out []string
 	skip := map[*yaml.Node]bool{}
 	for _, key := range []string{keyRunnerToken, keyRegistrationToken} {
-		for _, p := range pairs(v.root, key) {
-			skip[p.val] = true
+		for _, p := range yamlnode.Pairs(v.root, key) {
+			skip[p.Value] = true
 		}
 	}
 	var walk func(n *yaml.Node, path string, depth int)
@@ -369,58 +370,6 @@ func strayTokens(v *values) []string {
 	}
 	walk(v.root, "", 0)
 	return out
-}
-
-// pair is one key/value of a mapping, as written in the file.
-type pair struct {
-	key, val *yaml.Node
-	parent   *yaml.Node
-}
-
-// pairs returns every pair for key that mapping m holds, its own first, then those its merge
-// keys (<<) bring, in YAML's precedence order: the first one is the effective value.
-func pairs(m *yaml.Node, key string) []pair {
-	var out []pair
-	seen := map[*yaml.Node]bool{}
-	var visit func(m *yaml.Node, depth int)
-	visit = func(m *yaml.Node, depth int) {
-		m = resolve(m)
-		if m == nil || m.Kind != yaml.MappingNode || seen[m] || depth > 16 {
-			return
-		}
-		seen[m] = true
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			if k := m.Content[i]; k.Kind == yaml.ScalarNode && !isMerge(k) && k.Value == key {
-				out = append(out, pair{key: k, val: m.Content[i+1], parent: m})
-			}
-		}
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			if !isMerge(m.Content[i]) {
-				continue
-			}
-			switch v := resolve(m.Content[i+1]); {
-			case v == nil:
-			case v.Kind == yaml.MappingNode:
-				visit(v, depth+1)
-			case v.Kind == yaml.SequenceNode:
-				for _, e := range v.Content {
-					visit(e, depth+1)
-				}
-			}
-		}
-	}
-	visit(m, 0)
-	return out
-}
-
-func isMerge(k *yaml.Node) bool { return k.Kind == yaml.ScalarNode && k.Tag == "!!merge" }
-
-// resolve follows aliases to the node they name.
-func resolve(n *yaml.Node) *yaml.Node {
-	for i := 0; n != nil && n.Kind == yaml.AliasNode && i < 64; i++ {
-		n = n.Alias
-	}
-	return n
 }
 
 // isNull reports a value that sets nothing: null, ~, an empty value or an empty string
@@ -453,7 +402,7 @@ func (v *values) checkDuplicates(m *yaml.Node, prefix string) error {
 	first := map[string]int{}
 	for i := 0; i+1 < len(m.Content); i += 2 {
 		k := m.Content[i]
-		if k.Kind != yaml.ScalarNode || isMerge(k) {
+		if k.Kind != yaml.ScalarNode || yamlnode.IsMerge(k) {
 			continue
 		}
 		if line, ok := first[k.Value]; ok {
@@ -470,16 +419,16 @@ func (v *values) errorf(at *yaml.Node, format string, args ...any) error {
 
 // str reads an optional string setting of mapping m; null and "" read as "".
 func (v *values) str(m *yaml.Node, prefix, key, want string) (string, error) {
-	ps := pairs(m, key)
+	ps := yamlnode.Pairs(m, key)
 	if len(ps) == 0 {
 		return "", nil
 	}
-	val := resolve(ps[0].val)
+	val := yamlnode.Resolve(ps[0].Value)
 	switch {
 	case val == nil || isNull(val):
 		return "", nil
 	case val.Kind != yaml.ScalarNode:
-		return "", v.errorf(ps[0].key, "%s%s is %s: expected %s", prefix, key, describe(val), want)
+		return "", v.errorf(ps[0].Key, "%s%s is %s: expected %s", prefix, key, describe(val), want)
 	}
 	return val.Value, nil
 }
@@ -493,11 +442,11 @@ type legacyValue struct {
 
 // legacy reads legacy key from mapping m; nil when absent or unset.
 func (v *values) legacy(m *yaml.Node, prefix, key string) (*legacyValue, error) {
-	ps := pairs(m, key)
+	ps := yamlnode.Pairs(m, key)
 	if len(ps) == 0 {
 		return nil, nil
 	}
-	k, val := ps[0].key, resolve(ps[0].val)
+	k, val := ps[0].Key, yamlnode.Resolve(ps[0].Value)
 	if val == nil || isNull(val) {
 		return nil, nil
 	}
@@ -540,7 +489,7 @@ func (v *values) tags(k *yaml.Node, path string, val *yaml.Node) ([]string, erro
 		raw = []string{val.Value}
 	case yaml.SequenceNode:
 		for _, item := range val.Content {
-			item = resolve(item)
+			item = yamlnode.Resolve(item)
 			if item == nil || item.Kind != yaml.ScalarNode {
 				return nil, v.errorf(k, "%s has an entry that is %s: expected tag names such as docker", path, describe(item))
 			}

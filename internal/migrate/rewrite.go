@@ -11,6 +11,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/yamlnode"
 )
 
 // RewriteOptions says how the migrated values file references the runner authentication token.
@@ -174,9 +175,9 @@ func stripHeader(data []byte) []byte {
 
 // plan is what Rewrite changes, as nodes of one parse.
 type plan struct {
-	removals []pair // pairs to delete
-	secret   string // the value runners.secret must get; "" leaves it as it is
-	runners  *pair  // the top-level runners pair, if the file has one
+	removals []yamlnode.Pair // pairs to delete
+	secret   string          // the value runners.secret must get; "" leaves it as it is
+	runners  *yamlnode.Pair  // the top-level runners pair, if the file has one
 }
 
 func (p plan) empty() bool { return len(p.removals) == 0 && p.secret == "" }
@@ -189,59 +190,59 @@ func planEdits(v *values, opts RewriteOptions) (plan, error) {
 		return p, nil
 	}
 	seen := map[*yaml.Node]bool{}
-	add := func(ps ...pair) {
+	add := func(ps ...yamlnode.Pair) {
 		for _, x := range ps {
-			if !seen[x.key] {
-				seen[x.key] = true
+			if !seen[x.Key] {
+				seen[x.Key] = true
 				p.removals = append(p.removals, x)
 			}
 		}
 	}
 	for _, key := range append([]string{keyRegistrationToken}, legacyKeys...) {
-		add(pairs(v.root, key)...)
+		add(yamlnode.Pairs(v.root, key)...)
 	}
-	for _, x := range pairs(v.root, keyRunnerToken) {
-		if val := resolve(x.val); val == nil || val.Kind != yaml.ScalarNode || !isPlaceholder(val.Value) {
+	for _, x := range yamlnode.Pairs(v.root, keyRunnerToken) {
+		if val := yamlnode.Resolve(x.Value); val == nil || val.Kind != yaml.ScalarNode || !isPlaceholder(val.Value) {
 			add(x)
 		}
 	}
 	var runners *yaml.Node
-	if rs := pairs(v.root, keyRunners); len(rs) > 0 {
+	if rs := yamlnode.Pairs(v.root, keyRunners); len(rs) > 0 {
 		p.runners = &rs[0]
-		if rv := resolve(rs[0].val); rv != nil && rv.Kind == yaml.MappingNode {
+		if rv := yamlnode.Resolve(rs[0].Value); rv != nil && rv.Kind == yaml.MappingNode {
 			runners = rv
 		}
 	}
 	removedUnder := 0
 	for _, key := range legacyKeys {
-		ps := pairs(runners, key)
+		ps := yamlnode.Pairs(runners, key)
 		removedUnder += len(ps)
 		add(ps...)
 	}
 	// A token's anchor used elsewhere would carry the token into the migrated file.
 	for _, x := range p.removals {
-		if x.key.Value != keyRunnerToken && x.key.Value != keyRegistrationToken {
+		if x.Key.Value != keyRunnerToken && x.Key.Value != keyRegistrationToken {
 			continue
 		}
 		if a := usedAnchor(v, x); a != "" {
-			return p, v.errorf(x.key, "%s is reused elsewhere through the alias *%s: remove those uses first, so the token does not stay in the file", x.key.Value, scrub(a))
+			return p, v.errorf(x.Key, "%s is reused elsewhere through the alias *%s: remove those uses first, so the token does not stay in the file", x.Key.Value, scrub(a))
 		}
 	}
 
 	if opts.SecretName != "" {
 		switch {
-		case p.runners != nil && p.runners.parent != v.root:
-			return p, v.errorf(p.runners.key, "runners comes from a YAML merge key (<<): set runners.secret by hand, or write runners out in the file")
-		case p.runners != nil && p.runners.val.Kind == yaml.AliasNode:
-			return p, v.errorf(p.runners.key, "runners is a YAML alias: set runners.secret by hand, or write runners out in the file")
+		case p.runners != nil && p.runners.Parent != v.root:
+			return p, v.errorf(p.runners.Key, "runners comes from a YAML merge key (<<): set runners.secret by hand, or write runners out in the file")
+		case p.runners != nil && p.runners.Value.Kind == yaml.AliasNode:
+			return p, v.errorf(p.runners.Key, "runners is a YAML alias: set runners.secret by hand, or write runners out in the file")
 		}
 		if runners == nil || !ownValueIs(runners, keySecret, opts.SecretName) {
 			p.secret = opts.SecretName
 		}
 	}
 	// runners left empty would override the chart's defaults with nothing: drop the key instead.
-	if p.secret == "" && removedUnder > 0 && p.runners != nil && p.runners.parent == v.root &&
-		p.runners.val == runners && runners.Anchor == "" && ownPairsLeft(runners, seen) == 0 {
+	if p.secret == "" && removedUnder > 0 && p.runners != nil && p.runners.Parent == v.root &&
+		p.runners.Value == runners && runners.Anchor == "" && ownPairsLeft(runners, seen) == 0 {
 		add(*p.runners)
 	}
 	return p, nil
@@ -250,8 +251,8 @@ func planEdits(v *values, opts RewriteOptions) (plan, error) {
 // ownValueIs reports whether mapping m itself sets key to the string value.
 func ownValueIs(m *yaml.Node, key, value string) bool {
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if k := m.Content[i]; k.Kind == yaml.ScalarNode && !isMerge(k) && k.Value == key {
-			val := resolve(m.Content[i+1])
+		if k := m.Content[i]; k.Kind == yaml.ScalarNode && !yamlnode.IsMerge(k) && k.Value == key {
+			val := yamlnode.Resolve(m.Content[i+1])
 			return val != nil && val.Kind == yaml.ScalarNode && val.Value == value
 		}
 	}
@@ -270,11 +271,11 @@ func ownPairsLeft(m *yaml.Node, removed map[*yaml.Node]bool) int {
 }
 
 // usedAnchor returns the name of an anchor defined inside pair x that an alias outside x uses.
-func usedAnchor(v *values, x pair) string {
+func usedAnchor(v *values, x yamlnode.Pair) string {
 	inside := map[*yaml.Node]bool{}
 	var anchors []*yaml.Node
-	walkNodes(x.key, func(n *yaml.Node) { inside[n] = true })
-	walkNodes(x.val, func(n *yaml.Node) {
+	walkNodes(x.Key, func(n *yaml.Node) { inside[n] = true })
+	walkNodes(x.Value, func(n *yaml.Node) {
 		inside[n] = true
 		if n.Anchor != "" {
 			anchors = append(anchors, n)
@@ -324,14 +325,14 @@ func editLines(body []byte, v *values, p plan) ([]byte, bool) {
 	type run struct{ from, to, indent int }
 	var runs []run
 	for _, x := range p.removals {
-		if x.parent.Style&yaml.FlowStyle != 0 || usedAnchor(v, x) != "" {
+		if x.Parent.Style&yaml.FlowStyle != 0 || usedAnchor(v, x) != "" {
 			return nil, false
 		}
-		l, c := x.key.Line, x.key.Column
+		l, c := x.Key.Line, x.Key.Column
 		if l < 1 || l > n || c < 1 || len(lines[l-1]) < c-1 || strings.TrimLeft(lines[l-1][:c-1], " ") != "" {
 			return nil, false
 		}
-		end := valueEnd(lines, l, c, x.val.Kind == yaml.SequenceNode)
+		end := valueEnd(lines, l, c, x.Value.Kind == yaml.SequenceNode)
 		start := l
 		for start > 1 && isComment(lines[start-2]) && indent(lines[start-2]) == c-1 {
 			start--
@@ -387,28 +388,28 @@ func editLines(body []byte, v *values, p plan) ([]byte, bool) {
 			}
 			tail = "runners:\n  secret: " + text + "\n"
 		default:
-			rv := p.runners.val
+			rv := p.runners.Value
 			if rv.Kind != yaml.MappingNode || rv.Style&yaml.FlowStyle != 0 || len(rv.Content) == 0 {
 				return nil, false
 			}
 			ind := strings.Repeat(" ", rv.Content[0].Column-1)
 			if sp := ownPair(rv, keySecret); sp != nil {
-				sv := sp.val
-				l := sp.key.Line
+				sv := sp.Value
+				l := sp.Key.Line
 				if sv.Kind != yaml.ScalarNode || sv.Line != l || sv.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 ||
-					sv.Anchor != "" || valueEnd(lines, l, sp.key.Column, false) != l || deleted[l] {
+					sv.Anchor != "" || valueEnd(lines, l, sp.Key.Column, false) != l || deleted[l] {
 					return nil, false
 				}
 				comment := sv.LineComment
 				if comment == "" {
-					comment = sp.key.LineComment
+					comment = sp.Key.LineComment
 				}
 				if comment != "" {
 					comment = " " + comment
 				}
-				replace[l] = strings.Repeat(" ", sp.key.Column-1) + "secret: " + text + comment + lineEnding(lines[l-1])
+				replace[l] = strings.Repeat(" ", sp.Key.Column-1) + "secret: " + text + comment + lineEnding(lines[l-1])
 			} else {
-				l := p.runners.key.Line
+				l := p.runners.Key.Line
 				if l < 1 || l > n || deleted[l] {
 					return nil, false
 				}
@@ -464,10 +465,10 @@ func valueEnd(lines []string, l, c int, seq bool) int {
 }
 
 // ownPair returns the pair of mapping m itself (not merged) for key.
-func ownPair(m *yaml.Node, key string) *pair {
+func ownPair(m *yaml.Node, key string) *yamlnode.Pair {
 	for i := 0; i+1 < len(m.Content); i += 2 {
-		if k := m.Content[i]; k.Kind == yaml.ScalarNode && !isMerge(k) && k.Value == key {
-			return &pair{key: k, val: m.Content[i+1], parent: m}
+		if k := m.Content[i]; k.Kind == yaml.ScalarNode && !yamlnode.IsMerge(k) && k.Value == key {
+			return &yamlnode.Pair{Key: k, Value: m.Content[i+1], Parent: m}
 		}
 	}
 	return nil
@@ -514,7 +515,7 @@ func migrateTree(name string, body []byte, opts RewriteOptions) (*yaml.Node, err
 	removed := map[*yaml.Node]bool{}
 	var anchored []*yaml.Node
 	for _, x := range p.removals {
-		for _, top := range []*yaml.Node{x.key, x.val} {
+		for _, top := range []*yaml.Node{x.Key, x.Value} {
 			walkNodes(top, func(n *yaml.Node) {
 				removed[n] = true
 				if n.Anchor != "" {
@@ -546,11 +547,11 @@ func migrateTree(name string, body []byte, opts RewriteOptions) (*yaml.Node, err
 
 	touched := map[*yaml.Node]bool{}
 	for _, x := range p.removals {
-		c := x.parent.Content
+		c := x.Parent.Content
 		for i := 0; i+1 < len(c); i += 2 {
-			if c[i] == x.key {
-				x.parent.Content = append(c[:i:i], c[i+2:]...)
-				touched[x.parent] = true
+			if c[i] == x.Key {
+				x.Parent.Content = append(c[:i:i], c[i+2:]...)
+				touched[x.Parent] = true
 				break
 			}
 		}
@@ -574,12 +575,12 @@ func migrateTree(name string, body []byte, opts RewriteOptions) (*yaml.Node, err
 				&yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
 					{Kind: yaml.ScalarNode, Tag: "!!str", Value: keySecret}, val,
 				}})
-		case p.runners.val.Kind == yaml.MappingNode:
-			rv := p.runners.val
+		case p.runners.Value.Kind == yaml.MappingNode:
+			rv := p.runners.Value
 			if sp := ownPair(rv, keySecret); sp != nil {
-				val.HeadComment, val.LineComment = sp.val.HeadComment, sp.val.LineComment
+				val.HeadComment, val.LineComment = sp.Value.HeadComment, sp.Value.LineComment
 				for i := 1; i < len(rv.Content); i += 2 {
-					if rv.Content[i] == sp.val {
+					if rv.Content[i] == sp.Value {
 						rv.Content[i] = val
 					}
 				}
@@ -591,10 +592,10 @@ func migrateTree(name string, body []byte, opts RewriteOptions) (*yaml.Node, err
 			}
 		default: // runners: (null)
 			for i := 1; i < len(v.root.Content); i += 2 {
-				if v.root.Content[i] == p.runners.val {
+				if v.root.Content[i] == p.runners.Value {
 					v.root.Content[i] = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Content: []*yaml.Node{
 						{Kind: yaml.ScalarNode, Tag: "!!str", Value: keySecret}, val,
-					}, LineComment: p.runners.val.LineComment}
+					}, LineComment: p.runners.Value.LineComment}
 				}
 			}
 		}
