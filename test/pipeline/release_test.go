@@ -57,7 +57,7 @@ func tagRule(t *testing.T, job *yaml.Node) *regexp.Regexp {
 // against GitLab's CI schema and against what the CI/CD Catalog needs.
 func TestReleaseJobShape(t *testing.T) {
 	ci, _ := loadSchemas(t)
-	vars, jobs := projectJobs(t, "release", "image:promote")
+	vars, jobs := projectJobs(t, "release", "image:promote", "release:check")
 	for name, job := range jobs {
 		doc := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode, Content: []*yaml.Node{
 			{Kind: yaml.ScalarNode, Value: name}, job,
@@ -96,6 +96,14 @@ func TestReleaseJobShape(t *testing.T) {
 		assert.Check(t, is.Equal(release.Needs[0].Job, "image:promote"))
 		assert.Check(t, release.Needs[0].Artifacts, "the release needs image:promote's dotenv report (IMAGE_DIGEST)")
 	}
+
+	var check struct {
+		Stage  string   `yaml:"stage"`
+		Script []string `yaml:"script"`
+	}
+	assert.NilError(t, jobs["release:check"].Decode(&check))
+	assert.Check(t, is.Equal(check.Stage, "lint"), "the notes are checked before anything is built or promoted")
+	assert.Check(t, is.Contains(check.Script, "sh scripts/release-notes.sh > /dev/null"))
 
 	var promote struct {
 		Script    []string `yaml:"script"`
@@ -239,7 +247,7 @@ func TestTagPipelineRunsRelease(t *testing.T) {
 
 	res := p.runLocal(t, append(tag("1.2.3"), "--list")...)
 	res.Assert(t, icmd.Success)
-	assert.Check(t, listed(res, "release") && listed(res, "image:promote"), "a release tag's pipeline releases:\n%s", res.Stdout())
+	assert.Check(t, listed(res, "release") && listed(res, "image:promote") && listed(res, "release:check"), "a release tag's pipeline releases:\n%s", res.Stdout())
 	assert.Check(t, listed(res, "component:rotate-token") && !regexp.MustCompile(`(?m)^component:rotate-token\s.*manual`).MatchString(res.Stdout()),
 		"the self-test rotates in every pipeline:\n%s", res.Stdout())
 
@@ -247,8 +255,15 @@ func TestTagPipelineRunsRelease(t *testing.T) {
 		res := p.runLocal(t, append(args, "--list")...)
 		res.Assert(t, icmd.Success)
 		assert.Check(t, listed(res, "lint"), "%s: the pipeline lists its jobs:\n%s", name, res.Stdout())
-		assert.Check(t, !listed(res, "release") && !listed(res, "image:promote"), "%s: no release:\n%s", name, res.Stdout())
+		assert.Check(t, !listed(res, "release") && !listed(res, "image:promote") && !listed(res, "release:check"), "%s: no release:\n%s", name, res.Stdout())
 	}
+
+	// A tag whose CHANGELOG section is missing stops in the first stage.
+	res = p.runLocal(t, append(tag("1.2.4"), "--job", "release:check")...)
+	assert.Check(t, res.ExitCode != 0, "release:check must fail without a CHANGELOG section:\n%s", res.Combined())
+	assert.Check(t, is.Contains(res.Combined(), `has no section "## [1.2.4]"`))
+	res = p.runLocal(t, append(tag("1.2.3"), "--job", "release:check")...)
+	res.Assert(t, icmd.Success)
 
 	res = p.runLocal(t, append(tag("1.2.3"), "--variable", "IMAGE_DIGEST="+testDigest, "--job", "release")...)
 	res.Assert(t, icmd.Success)
