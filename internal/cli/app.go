@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -69,6 +70,7 @@ type Globals struct {
 	Timeout        duration.Duration `name:"timeout" group:"connection" default:"5m" help:"Give up on the whole command after this long."`
 	RequestTimeout duration.Duration `name:"request-timeout" group:"connection" default:"30s" help:"Give up on one HTTP request after this long (it is retried if safe)."`
 	MaxRetries     int               `name:"max-retries" group:"connection" default:"5" help:"Retries of a request GitLab answered with 429 or 5xx, or that failed before an answer (never a POST that may have been carried out)."`
+	RateLimit      *int              `name:"rate-limit" group:"connection" placeholder:"N" help:"Requests per minute to spend when GitLab sends no RateLimit-* headers (with them, GitLab's figures win); 0: no limit of its own. GitLab.com allows 2000 per user. Default: $$RUNNER_BOOTSTRAP_RATE_LIMIT, else 0."`
 }
 
 // App is what commands get at run time.
@@ -85,6 +87,7 @@ type App struct {
 	once      sync.Once
 	client    *gitlab.Client
 	clientErr error
+	rateLimit int // --rate-limit, else $RUNNER_BOOTSTRAP_RATE_LIMIT
 	// NewAPI builds the GitLab client; tests may replace it.
 	newAPI func(gitlab.Config) (*gitlab.Client, error)
 }
@@ -115,7 +118,7 @@ func (a *App) Client() (*gitlab.Client, error) {
 		a.client, a.clientErr = a.newAPI(gitlab.Config{
 			BaseURL: url, Token: tok, CAFile: ca, InsecureHTTP: a.InsecureHTTP,
 			RequestTimeout: a.RequestTimeout.D(), Log: a.Log, UserAgent: "runner-bootstrap",
-			RetryMax: a.MaxRetries, NoRetries: a.MaxRetries == 0,
+			RetryMax: a.MaxRetries, NoRetries: a.MaxRetries == 0, RateLimit: a.rateLimit,
 		})
 	})
 	return a.client, a.clientErr
@@ -244,13 +247,18 @@ func Run(ctx context.Context, cfg Config) (code int) {
 		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: --max-retries %d is out of range: expected 0 to 20.\n", cli.MaxRetries)
 		return fail.CodeUsage
 	}
+	rateLimit, msg := resolveRateLimit(cli.RateLimit, cfg.Getenv)
+	if msg != "" {
+		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: %s\n", msg)
+		return fail.CodeUsage
+	}
 	if cli.Timeout <= 0 || cli.RequestTimeout <= 0 {
 		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: --timeout and --request-timeout must be positive durations such as 5m and 30s.\n")
 		return fail.CodeUsage
 	}
 
 	stdout := &countingWriter{w: cfg.Stdout}
-	app := &App{Globals: cli.Globals, Stdout: stdout, Stderr: cfg.Stderr, Getenv: cfg.Getenv, redactor: &token.Redactor{}, newAPI: gitlab.New}
+	app := &App{Globals: cli.Globals, Stdout: stdout, Stderr: cfg.Stderr, Getenv: cfg.Getenv, redactor: &token.Redactor{}, newAPI: gitlab.New, rateLimit: rateLimit}
 	app.redactor.Add(cfg.Getenv("CI_JOB_TOKEN"))
 	app.Log = newLogger(cfg.Stderr, app.LogLevel, app.LogFormat, app.redactor)
 	c, cancel := context.WithTimeout(ctx, app.Timeout.D())
@@ -332,4 +340,26 @@ func sentence(s string) string {
 		s += "."
 	}
 	return s
+}
+
+// maxRateLimit bounds --rate-limit: far above any GitLab's throttle, low enough to be a typo.
+const maxRateLimit = 1_000_000
+
+// resolveRateLimit is --rate-limit, else $RUNNER_BOOTSTRAP_RATE_LIMIT, else 0; msg says what
+// is wrong with the value given.
+func resolveRateLimit(flag *int, getenv func(string) string) (n int, msg string) {
+	what := "--rate-limit"
+	if flag != nil {
+		n = *flag
+	} else if v := strings.TrimSpace(getenv("RUNNER_BOOTSTRAP_RATE_LIMIT")); v != "" {
+		what = "RUNNER_BOOTSTRAP_RATE_LIMIT"
+		var err error
+		if n, err = strconv.Atoi(v); err != nil {
+			return 0, fmt.Sprintf("%s is %q: expected a whole number of requests per minute, such as 2000 (GitLab.com's limit), or 0 for no limit of its own.", what, v)
+		}
+	}
+	if n < 0 || n > maxRateLimit {
+		return 0, fmt.Sprintf("%s %d is out of range: expected 0 to %d requests per minute (GitLab.com allows 2000).", what, n, maxRateLimit)
+	}
+	return n, ""
 }

@@ -44,6 +44,8 @@ func (c *ApplyCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
+	// The shards of one manifest spend one user's rate limit at once.
+	client.ShareBudget(sh.Total, c.Concurrency)
 	f := &fleet.Fleet{API: client, Log: app.Log, Concurrency: c.Concurrency, Progress: app.progressOptions()}
 	app.Log.WithField("shard", sh.String()).Infof("planning %d of the %s of %s", len(m.Select(sh)), output.Plural(len(m.Entries), "entry", "entries"), c.File)
 	plan, err := f.Plan(app.Ctx, m, sh, c.Prune)

@@ -152,3 +152,21 @@ func TestJSONErrors(t *testing.T) {
 	assert.Check(t, is.Equal(out, "{\n  \"error\": \"GITLAB_TOKEN holds a runner authentication token (glrt-), which cannot create runners or write CI/CD variables: expected a personal, group or project access token (glpat-) with the api and create_runner scopes.\",\n  \"exit_code\": 2\n}\n"))
 	assert.Check(t, !strings.Contains(out, "abcdefghij"))
 }
+
+// TestRateLimitFlagAndEnvironment: --rate-limit wins over RUNNER_BOOTSTRAP_RATE_LIMIT, and a bad
+// value of either is one sentence and exit code 2, before any token is needed.
+func TestRateLimitFlagAndEnvironment(t *testing.T) {
+	n, msg := resolveRateLimit(nil, func(string) string { return " 1800 " })
+	assert.Check(t, is.Equal(n, 1800))
+	assert.Check(t, is.Equal(msg, ""))
+	zero := 0
+	n, _ = resolveRateLimit(&zero, func(string) string { return "1800" })
+	assert.Check(t, is.Equal(n, 0), "an explicit --rate-limit 0 wins")
+
+	code, _, errOut := run(t, map[string]string{"RUNNER_BOOTSTRAP_RATE_LIMIT": "2k"}, "status", "--project-id", "42")
+	assert.Equal(t, code, 2)
+	assert.Check(t, is.Contains(errOut, `RUNNER_BOOTSTRAP_RATE_LIMIT is "2k": expected a whole number of requests per minute`))
+	code, _, errOut = run(t, nil, "status", "--project-id", "42", "--rate-limit", "2000000")
+	assert.Equal(t, code, 2)
+	assert.Check(t, is.Contains(errOut, "--rate-limit 2000000 is out of range"))
+}

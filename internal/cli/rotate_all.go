@@ -57,6 +57,7 @@ func (c *RotateCmd) runAll(app *App) error {
 	if err != nil {
 		return err
 	}
+	client.ShareBudget(1, c.Concurrency)
 	svc := lifecycle.New(client, progress.Quieter(app.Log))
 	var owners []lifecycle.Owner
 	switch {

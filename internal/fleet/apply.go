@@ -171,7 +171,7 @@ func (f *Fleet) readBack(ctx context.Context, p *Plan) {
 		o := owners[i]
 		var vars []gitlab.Variable
 		var err error
-		p.snap.call(ctx, func() { vars, err = p.snap.api.ListVariables(ctx, o.kind, o.id) })
+		p.snap.call(func() { vars, err = p.snap.api.ListVariables(ctx, o.kind, o.id) })
 		if err != nil {
 			f.Log.Warnf("could not read the variables of %s back (%v); a concurrent run, if there was one, is sorted out by the next run", p.snap.ownerName(o.kind, o.id), err)
 			return
@@ -189,7 +189,7 @@ func (f *Fleet) readBack(ctx context.Context, p *Plan) {
 			}
 			mine := it.RunnerID
 			var derr error
-			p.snap.call(ctx, func() { derr = p.snap.api.DeleteRunner(ctx, mine) })
+			p.snap.call(func() { derr = p.snap.api.DeleteRunner(ctx, mine) })
 			mu.Lock()
 			switch {
 			case exists && managed:

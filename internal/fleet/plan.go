@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/time/rate"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
@@ -138,11 +137,6 @@ func (f *Fleet) Plan(ctx context.Context, m *Manifest, sh Shard, prune bool) (*P
 	p := &Plan{File: m.File, Shard: sh, Prune: prune, snap: newSnapshot(f.API), started: f.now()}
 	entries := m.Select(sh)
 
-	// 0. Shards of one manifest spend one user's rate limit together.
-	if sh.Total > 1 {
-		f.shareRateLimit(ctx, p.snap, sh)
-	}
-
 	// 1. Every project and group once.
 	p.snap.resolveAll(ctx, refsToResolve(m, entries, sh), f.conc())
 	if err := firstAuthError(p.snap); err != nil {
@@ -229,34 +223,6 @@ func (f *Fleet) Plan(ctx context.Context, m *Manifest, sh Shard, prune bool) (*P
 		p.planPrune(ctx, f, lists)
 	}
 	return p, nil
-}
-
-// rateLimitReader is implemented by *gitlab.Client.
-type rateLimitReader interface {
-	RateLimit(ctx context.Context) (int, error)
-}
-
-// shareFactor is the part of the rate limit all shards together aim for: a margin for other
-// clients of the same user, such as a pipeline's own jobs.
-const shareFactor = 0.9
-
-// shareRateLimit paces this shard to its part of the user's rate limit. GitLab counts requests
-// per user, and client-go's limiter (66% of RateLimit-Limit) assumes one process has the whole
-// budget: N parallel jobs would together ask for N×66% of it and meet 429s.
-func (f *Fleet) shareRateLimit(ctx context.Context, s *snapshot, sh Shard) {
-	rl, ok := f.API.(rateLimitReader)
-	if !ok {
-		return
-	}
-	var limit int
-	var err error
-	s.call(ctx, func() { limit, err = rl.RateLimit(ctx) })
-	if err != nil || limit <= 0 {
-		return
-	}
-	perSecond := float64(limit) / 60 * shareFactor / float64(sh.Total)
-	s.pace = rate.NewLimiter(rate.Limit(perSecond), 1)
-	f.Log.WithField("shard", sh.String()).Infof("GitLab allows %d requests a minute for this user; shared by %d shards, this one sends at most %.1f a second", limit, sh.Total, perSecond)
 }
 
 // planEntry runs Ensure against a dry view: it stops where a runner would be created.
@@ -396,7 +362,7 @@ func (p *Plan) planPrune(ctx context.Context, f *Fleet, lists []listKey) {
 func (p *Plan) recordsRunner(ctx context.Context, ref gitlab.VarRef, id int64) (bool, error) {
 	v, listed, err := p.snap.variable(ref)
 	if !listed && err == nil {
-		p.snap.call(ctx, func() { v, err = p.snap.api.GetVariable(ctx, ref) })
+		p.snap.call(func() { v, err = p.snap.api.GetVariable(ctx, ref) })
 	}
 	if gitlab.IsNotFound(err) {
 		return false, nil

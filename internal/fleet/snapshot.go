@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/time/rate"
-
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
@@ -26,14 +24,6 @@ import (
 type snapshot struct {
 	api   lifecycle.API
 	calls atomic.Int64
-
-	// The first request runs alone: client-go configures its rate limiter from the first
-	// answer's RateLimit-Limit, and requests made meanwhile would race with that.
-	firstStarted atomic.Bool
-	firstDone    chan struct{}
-	// pace, when set, keeps this process to its share of a rate limit that several shards
-	// (processes) spend together.
-	pace *rate.Limiter
 
 	mu         sync.Mutex
 	namespaces map[nsKey]nsResult
@@ -74,7 +64,7 @@ type listKey struct {
 
 func newSnapshot(api lifecycle.API) *snapshot {
 	return &snapshot{
-		api: api, firstDone: make(chan struct{}),
+		api: api,
 		namespaces: map[nsKey]nsResult{}, paths: map[ownerKey]string{},
 		vars: map[ownerKey]map[varKey]gitlab.Variable{}, varErr: map[ownerKey]error{},
 		runners: map[listKey][]gitlab.RunnerSummary{}, runnerErr: map[listKey]error{},
@@ -83,20 +73,10 @@ func newSnapshot(api lifecycle.API) *snapshot {
 	}
 }
 
-// call counts a request to GitLab, holds it back until the very first one has answered, and
-// paces it when shards share the rate limit.
-func (s *snapshot) call(ctx context.Context, fn func()) {
+// call counts a request to GitLab. The rate limit is the client's business: its budget gate
+// paces every HTTP attempt.
+func (s *snapshot) call(fn func()) {
 	s.calls.Add(1)
-	if s.firstStarted.CompareAndSwap(false, true) {
-		defer close(s.firstDone)
-		fn()
-		return
-	}
-	<-s.firstDone
-	if s.pace != nil {
-		// An error means the context ended; fn then fails fast with the context's error.
-		_ = s.pace.Wait(ctx)
-	}
 	fn()
 }
 
@@ -138,7 +118,7 @@ func (s *snapshot) namespace(ctx context.Context, k nsKey) (gitlab.Namespace, er
 	if ok {
 		return res.ns, res.err
 	}
-	s.call(ctx, func() {
+	s.call(func() {
 		if k.kind == spec.OwnerGroup {
 			res.ns, res.err = s.api.ResolveGroup(ctx, k.ref)
 		} else {
@@ -183,7 +163,7 @@ func (s *snapshot) listAll(ctx context.Context, owners []ownerKey, lists []listK
 			o := owners[i]
 			var vars []gitlab.Variable
 			var err error
-			s.call(ctx, func() { vars, err = s.api.ListVariables(ctx, o.kind, o.id) })
+			s.call(func() { vars, err = s.api.ListVariables(ctx, o.kind, o.id) })
 			s.mu.Lock()
 			defer s.mu.Unlock()
 			if err != nil {
@@ -200,7 +180,7 @@ func (s *snapshot) listAll(ctx context.Context, owners []ownerKey, lists []listK
 		l := lists[i-len(owners)]
 		var rs []gitlab.RunnerSummary
 		var err error
-		s.call(ctx, func() { rs, err = s.api.ListOwnerRunners(ctx, l.kind, l.id, l.typ) })
+		s.call(func() { rs, err = s.api.ListOwnerRunners(ctx, l.kind, l.id, l.typ) })
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if err != nil {
@@ -254,7 +234,7 @@ func (s *snapshot) runner(ctx context.Context, id int64) (*gitlab.Runner, error)
 		return nil, derr
 	}
 	var err error
-	s.call(ctx, func() { d, err = s.api.GetRunner(ctx, id) })
+	s.call(func() { d, err = s.api.GetRunner(ctx, id) })
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
@@ -358,7 +338,7 @@ func (v *view) CreateRunner(ctx context.Context, a gitlab.RunnerAttrs) (gitlab.N
 	}
 	var nt gitlab.NewToken
 	var err error
-	v.s.call(ctx, func() { nt, err = v.s.api.CreateRunner(ctx, a) })
+	v.s.call(func() { nt, err = v.s.api.CreateRunner(ctx, a) })
 	if gitlab.IsAmbiguous(err) {
 		v.fresh = true
 	}
@@ -375,7 +355,7 @@ func (v *view) UpdateRunner(ctx context.Context, id int64, a gitlab.RunnerAttrs)
 		return nil
 	}
 	var err error
-	v.s.call(ctx, func() { err = v.s.api.UpdateRunner(ctx, id, a) })
+	v.s.call(func() { err = v.s.api.UpdateRunner(ctx, id, a) })
 	if err == nil {
 		v.s.mu.Lock()
 		if d := v.s.details[id]; d != nil {
@@ -396,7 +376,7 @@ func (v *view) DeleteRunner(ctx context.Context, id int64) error {
 		return nil
 	}
 	var err error
-	v.s.call(ctx, func() { err = v.s.api.DeleteRunner(ctx, id) })
+	v.s.call(func() { err = v.s.api.DeleteRunner(ctx, id) })
 	if err == nil || gitlab.IsNotFound(err) {
 		v.s.mu.Lock()
 		v.s.deleted[id] = true
@@ -412,7 +392,7 @@ func (v *view) ResetRunnerToken(ctx context.Context, id int64) (gitlab.NewToken,
 	}
 	var nt gitlab.NewToken
 	var err error
-	v.s.call(ctx, func() { nt, err = v.s.api.ResetRunnerToken(ctx, id) })
+	v.s.call(func() { nt, err = v.s.api.ResetRunnerToken(ctx, id) })
 	return nt, err
 }
 
@@ -423,7 +403,7 @@ func (v *view) ResetRunnerTokenWithToken(ctx context.Context, current token.Secr
 	}
 	var nt gitlab.NewToken
 	var err error
-	v.s.call(ctx, func() { nt, err = v.s.api.ResetRunnerTokenWithToken(ctx, current) })
+	v.s.call(func() { nt, err = v.s.api.ResetRunnerTokenWithToken(ctx, current) })
 	return nt, err
 }
 
@@ -435,7 +415,7 @@ func (v *view) ListOwnerRunners(ctx context.Context, owner spec.OwnerKind, owner
 	if v.fresh {
 		var out []gitlab.RunnerSummary
 		var err error
-		v.s.call(ctx, func() { out, err = v.s.api.ListOwnerRunners(ctx, owner, ownerID, typ) })
+		v.s.call(func() { out, err = v.s.api.ListOwnerRunners(ctx, owner, ownerID, typ) })
 		return out, err
 	}
 	v.s.mu.Lock()
@@ -459,7 +439,7 @@ func (v *view) ListOwnerRunners(ctx context.Context, owner spec.OwnerKind, owner
 		return nil, err
 	}
 	if !listed {
-		v.s.call(ctx, func() { out, err = v.s.api.ListOwnerRunners(ctx, owner, ownerID, typ) })
+		v.s.call(func() { out, err = v.s.api.ListOwnerRunners(ctx, owner, ownerID, typ) })
 	}
 	return out, err
 }
@@ -467,7 +447,7 @@ func (v *view) ListOwnerRunners(ctx context.Context, owner spec.OwnerKind, owner
 func (v *view) ListManagers(ctx context.Context, id int64) ([]gitlab.Manager, error) {
 	var ms []gitlab.Manager
 	var err error
-	v.s.call(ctx, func() { ms, err = v.s.api.ListManagers(ctx, id) })
+	v.s.call(func() { ms, err = v.s.api.ListManagers(ctx, id) })
 	return ms, err
 }
 
@@ -481,7 +461,7 @@ func (v *view) GetVariable(ctx context.Context, ref gitlab.VarRef) (*gitlab.Vari
 	case listed:
 		return got, nil
 	}
-	v.s.call(ctx, func() { got, err = v.s.api.GetVariable(ctx, ref) })
+	v.s.call(func() { got, err = v.s.api.GetVariable(ctx, ref) })
 	return got, err
 }
 
@@ -491,7 +471,7 @@ func (v *view) CreateVariable(ctx context.Context, ref gitlab.VarRef, w gitlab.V
 		return nil
 	}
 	var err error
-	v.s.call(ctx, func() { err = v.s.api.CreateVariable(ctx, ref, w) })
+	v.s.call(func() { err = v.s.api.CreateVariable(ctx, ref, w) })
 	if err == nil {
 		v.s.putVariable(ref, func(x *gitlab.Variable) {
 			applyWrite(x, w)
@@ -507,7 +487,7 @@ func (v *view) UpdateVariable(ctx context.Context, ref gitlab.VarRef, w gitlab.V
 		return nil
 	}
 	var err error
-	v.s.call(ctx, func() { err = v.s.api.UpdateVariable(ctx, ref, w) })
+	v.s.call(func() { err = v.s.api.UpdateVariable(ctx, ref, w) })
 	if err == nil {
 		v.s.putVariable(ref, func(x *gitlab.Variable) { applyWrite(x, w) })
 	}
@@ -538,7 +518,7 @@ func (v *view) DeleteVariable(ctx context.Context, ref gitlab.VarRef) error {
 		return nil
 	}
 	var err error
-	v.s.call(ctx, func() { err = v.s.api.DeleteVariable(ctx, ref) })
+	v.s.call(func() { err = v.s.api.DeleteVariable(ctx, ref) })
 	if err == nil || gitlab.IsNotFound(err) {
 		v.s.mu.Lock()
 		if m, ok := v.s.vars[ownerKey{ref.Owner, ref.OwnerID}]; ok {
@@ -552,6 +532,6 @@ func (v *view) DeleteVariable(ctx context.Context, ref gitlab.VarRef) error {
 func (v *view) ListVariables(ctx context.Context, owner spec.OwnerKind, ownerID int64) ([]gitlab.Variable, error) {
 	var vs []gitlab.Variable
 	var err error
-	v.s.call(ctx, func() { vs, err = v.s.api.ListVariables(ctx, owner, ownerID) })
+	v.s.call(func() { vs, err = v.s.api.ListVariables(ctx, owner, ownerID) })
 	return vs, err
 }

@@ -49,6 +49,11 @@ type Config struct {
 	Log logrus.FieldLogger
 	// UserAgent identifies the tool.
 	UserAgent string
+	// RateLimit is the requests per minute to spend when GitLab announces no budget of its
+	// own (no RateLimit-* headers); 0: no limit of the tool's own. See budget.
+	RateLimit int
+	// Clock is the time source of the rate-limit gate (tests); nil: time.Now.
+	Clock func() time.Time
 }
 
 // Client is a connection to GitLab.
@@ -56,6 +61,7 @@ type Client struct {
 	gl        *gl.Client
 	base      *url.URL
 	noRetries bool
+	budget    *budget
 
 	// server is what Server learned, read once per run.
 	serverMu sync.Mutex
@@ -103,9 +109,16 @@ func New(cfg Config) (*Client, error) {
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: time.Second,
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	gate := newBudget(cfg.RateLimit, cfg.Clock)
+	// No http.Client.Timeout: it would count the wait at the gate; the gate's transport
+	// bounds each attempt instead.
 	httpClient := &http.Client{
-		Transport:     &logTransport{next: &guardTransport{next: transport, base: base, insecure: cfg.InsecureHTTP}, log: cfg.Log},
-		Timeout:       cfg.RequestTimeout,
+		Transport: &logTransport{next: &budgetTransport{
+			next: &guardTransport{next: transport, base: base, insecure: cfg.InsecureHTTP}, b: gate, timeout: cfg.RequestTimeout,
+		}, log: cfg.Log},
 		CheckRedirect: refuseRedirect,
 	}
 	opts := []gl.ClientOptionFunc{
@@ -116,6 +129,9 @@ func New(cfg Config) (*Client, error) {
 		gl.WithOnlyIdempotentRetries(),
 		gl.WithCustomBackoff(backoff(cfg.MaxRetryWait)),
 		gl.WithCustomLeveledLogger(quietLogger{cfg.Log}),
+		// The budget gate in the transport paces every attempt; client-go's own limiter
+		// would pace at 66% of RateLimit-Limit whatever budget is left.
+		gl.WithCustomLimiter(unlimited{}),
 	}
 	if cfg.UserAgent != "" {
 		opts = append(opts, gl.WithUserAgent(cfg.UserAgent))
@@ -129,8 +145,14 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fail.Usagef("cannot set up the GitLab client for %s: %v", base, err)
 	}
-	return &Client{gl: c, base: base, noRetries: cfg.NoRetries}, nil
+	return &Client{gl: c, base: base, noRetries: cfg.NoRetries, budget: gate}, nil
 }
+
+// ShareBudget tells the client that processes processes (the shards of one manifest) spend the
+// same user's rate limit at once, each with at most concurrency requests in flight: the budget
+// gate then leaves that many requests of the announced budget to the others, and paces to its
+// share of Config.RateLimit when GitLab announces nothing.
+func (c *Client) ShareBudget(processes, concurrency int) { c.budget.share(processes, concurrency) }
 
 // BaseURL is the instance URL the client talks to, without /api/v4.
 func (c *Client) BaseURL() string { return c.base.String() }

@@ -19,9 +19,11 @@ func (s *Server) handleAPI(r *http.Request, body []byte, segs []string) *respons
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := &call{s: s, r: r, resp: newResponse()}
+	// The server's own clock, as GitLab's Date says it; RateLimit-Reset is on that clock too.
+	c.resp.header.Set("Date", s.now().Format(http.TimeFormat))
 
 	// Rack::Attack runs before the API, so a throttled request never reaches it.
-	if s.rateLimit > 0 {
+	if s.throttleCfg.Requests > 0 {
 		if u := s.identify(r, body); u != nil && !s.throttle(c, u) {
 			return c.resp
 		}

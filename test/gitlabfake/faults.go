@@ -206,19 +206,44 @@ type rateKey struct {
 	window int64
 }
 
-// SetRateLimit enables a Rack::Attack-like throttle_authenticated_api of perMinute
-// requests per user (as GitLab keys it; every token of a user shares the budget)
-// over fixed 60-second windows aligned to the epoch minute, on the fake's clock.
-// Only requests with a usable user token are counted and get RateLimit-* headers.
-// 0 disables it, and then no RateLimit headers are sent at all.
-//
-// client-go configures its own limiter from RateLimit-Limit (rate limit/60*0.66 per
-// second); a small limit therefore also slows the real client down.
-func (s *Server) SetRateLimit(perMinute int) {
+// Throttle is GitLab's throttle_authenticated_api (Rack::Attack; gl:lib/gitlab/rack_attack.rb,
+// lib/gitlab/rack_attack/request.rb and request_throttle_data.rb): Requests per Period for each
+// user, counted in fixed windows aligned to the epoch (Rack::Attack's cache key is
+// now / period), on the fake's clock. Every token of a user shares the budget; a request is
+// counted only when its token identifies a user (unknown, expired or revoked tokens, job
+// tokens and runner tokens in a body are not), and it is counted even when it is throttled.
+// A throttled request never reaches the API: 429, text/plain "Retry later\n", with
+// RateLimit-Name, -Limit (normalised to 60 s, rounded up), -Observed, -Remaining, -Reset
+// (unix seconds of the window's end), -ResetTime (HTTP date) and Retry-After (seconds to the
+// window's end, 1 to Period).
+type Throttle struct {
+	// Requests per Period per user; 0 turns the throttle off.
+	Requests int
+	// Period is the window, in whole seconds (GitLab's throttle_*_period_in_seconds); 0: 60 s.
+	Period time.Duration
+	// HeadersOnEveryAnswer sends the RateLimit-* headers (without Retry-After and ResetTime) on
+	// unthrottled answers too, as GitLab does with the rate_limiting_headers_for_unthrottled_requests
+	// feature flag (18.6, off by default; gl:lib/gitlab/middleware/rack_attack_headers.rb).
+	// Without it only a 429 carries them.
+	HeadersOnEveryAnswer bool
+}
+
+// SetThrottle configures the authenticated API throttle.
+func (s *Server) SetThrottle(t Throttle) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.rateLimit = perMinute
+	if t.Period < time.Second {
+		t.Period = time.Minute
+	}
+	t.Period = t.Period.Truncate(time.Second)
+	s.throttleCfg = t
 	s.rlCounts = map[rateKey]int{}
+}
+
+// SetRateLimit is SetThrottle of perMinute requests a minute, with the headers on every
+// answer. 0 disables it, and then no RateLimit headers are sent at all.
+func (s *Server) SetRateLimit(perMinute int) {
+	s.SetThrottle(Throttle{Requests: perMinute, HeadersOnEveryAnswer: true})
 }
 
 // Count429 is the number of 429 responses sent, throttled or from a Fault.
@@ -231,8 +256,11 @@ func (s *Server) Count429() int {
 // throttle counts the request and sets the RateLimit headers; over the limit it
 // answers 429 and returns false.
 func (s *Server) throttle(c *call, u *user) bool {
+	cfg := s.throttleCfg
+	period := int64(cfg.Period / time.Second)
 	now := s.now()
-	window := now.Unix() / 60
+	epoch := now.Unix()
+	window := epoch / period
 	for k := range s.rlCounts {
 		if k.window < window {
 			delete(s.rlCounts, k)
@@ -241,17 +269,22 @@ func (s *Server) throttle(c *call, u *user) bool {
 	k := rateKey{u.id, window}
 	s.rlCounts[k]++
 	observed := s.rlCounts[k]
-	reset := (window + 1) * 60
-	h := c.resp.header
-	h.Set("RateLimit-Name", "throttle_authenticated_api")
-	h.Set("RateLimit-Limit", strconv.Itoa(s.rateLimit))
-	h.Set("RateLimit-Observed", strconv.Itoa(observed))
-	h.Set("RateLimit-Remaining", strconv.Itoa(max(s.rateLimit-observed, 0)))
-	h.Set("RateLimit-Reset", strconv.FormatInt(reset, 10))
-	if observed <= s.rateLimit {
+	retryAfter := period - epoch%period
+	reset := epoch + retryAfter
+	throttled := observed > cfg.Requests
+	if !throttled && !cfg.HeadersOnEveryAnswer {
 		return true
 	}
-	h.Set("Retry-After", strconv.FormatInt(max(reset-now.Unix(), 1), 10))
+	h := c.resp.header
+	h.Set("RateLimit-Name", "throttle_authenticated_api")
+	h.Set("RateLimit-Limit", strconv.FormatInt((int64(cfg.Requests)*60+period-1)/period, 10))
+	h.Set("RateLimit-Observed", strconv.Itoa(observed))
+	h.Set("RateLimit-Remaining", strconv.Itoa(max(cfg.Requests-observed, 0)))
+	h.Set("RateLimit-Reset", strconv.FormatInt(reset, 10))
+	if !throttled {
+		return true
+	}
+	h.Set("Retry-After", strconv.FormatInt(retryAfter, 10))
 	h.Set("RateLimit-ResetTime", time.Unix(reset, 0).UTC().Format(http.TimeFormat))
 	c.resp.text(http.StatusTooManyRequests, "text/plain", "Retry later\n")
 	s.count429++

@@ -200,3 +200,35 @@ func TestRateLimit(t *testing.T) {
 	assert.Equal(t, resp.Header.Get("RateLimit-Limit"), "")
 	assert.Equal(t, resp.Header.Get("RateLimit-Reset"), "")
 }
+
+// TestThrottleIsGitLabs: a period other than a minute, headers only on the 429 unless
+// HeadersOnEveryAnswer, the limit normalised to 60 s and the window aligned to the epoch.
+func TestThrottleIsGitLabs(t *testing.T) {
+	s, seed := NewTest(t)
+	now := time.Date(2026, 3, 1, 12, 0, 7, 0, time.UTC) // 1 s into a 3-second window
+	s.SetClock(func() time.Time { return now })
+	s.SetThrottle(Throttle{Requests: 2, Period: 3 * time.Second})
+	for i := 0; i < 2; i++ {
+		resp := rawRequest(t, s, http.MethodGet, "/api/v4/runners", seed.OwnerToken, nil)
+		assert.Equal(t, resp.Status, 200)
+		assert.Equal(t, resp.Header.Get("RateLimit-Remaining"), "", "no headers on unthrottled answers without the feature flag")
+		assert.Equal(t, resp.Header.Get("Date"), "Sun, 01 Mar 2026 12:00:07 GMT")
+	}
+	resp := rawRequest(t, s, http.MethodGet, "/api/v4/runners", seed.OwnerToken, nil)
+	assertResponse(t, resp, 429, "Retry later\n")
+	assert.Equal(t, resp.Header.Get("RateLimit-Limit"), "40") // 2 per 3 s, per 60 s
+	assert.Equal(t, resp.Header.Get("RateLimit-Observed"), "3")
+	assert.Equal(t, resp.Header.Get("RateLimit-Remaining"), "0")
+	assert.Equal(t, resp.Header.Get("Retry-After"), "2")
+	assert.Equal(t, resp.Header.Get("RateLimit-Reset"), strconv.FormatInt(time.Date(2026, 3, 1, 12, 0, 9, 0, time.UTC).Unix(), 10))
+	// Throttled requests count too: the window stays spent.
+	assert.Equal(t, rawRequest(t, s, http.MethodGet, "/api/v4/runners", seed.OwnerToken, nil).Header.Get("RateLimit-Observed"), "4")
+
+	s.AdvanceClock(2 * time.Second)
+	s.SetThrottle(Throttle{Requests: 2, Period: 3 * time.Second, HeadersOnEveryAnswer: true})
+	resp = rawRequest(t, s, http.MethodGet, "/api/v4/runners", seed.OwnerToken, nil)
+	assert.Equal(t, resp.Status, 200)
+	assert.Equal(t, resp.Header.Get("RateLimit-Remaining"), "1")
+	assert.Equal(t, resp.Header.Get("Retry-After"), "")
+	assert.Equal(t, resp.Header.Get("RateLimit-ResetTime"), "")
+}

@@ -41,11 +41,11 @@ type Server struct {
 	runnerTokenExpiration time.Duration
 	seed                  *Seed
 
-	faults    []*Fault
-	latency   time.Duration
-	rateLimit int
-	rlCounts  map[rateKey]int
-	count429  int
+	faults      []*Fault
+	latency     time.Duration
+	throttleCfg Throttle
+	rlCounts    map[rateKey]int
+	count429    int
 
 	requests []Request
 	writes   int
