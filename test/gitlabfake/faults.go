@@ -290,3 +290,16 @@ func (s *Server) throttle(c *call, u *user) bool {
 	s.count429++
 	return false
 }
+
+// SpendRateLimit counts n requests of the user behind token in the throttle's current
+// window, as the token's other users (a pipeline's other jobs) would have spent them.
+func (s *Server) SpendRateLimit(token string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.tokens[token]
+	if t == nil || s.throttleCfg.Requests == 0 {
+		return
+	}
+	period := int64(s.throttleCfg.Period / time.Second)
+	s.rlCounts[rateKey{t.userID, s.now().Unix() / period}] += n
+}
