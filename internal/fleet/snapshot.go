@@ -64,7 +64,7 @@ type listKey struct {
 
 func newSnapshot(api lifecycle.API) *snapshot {
 	return &snapshot{
-		api: api,
+		api:        api,
 		namespaces: map[nsKey]nsResult{}, paths: map[ownerKey]string{},
 		vars: map[ownerKey]map[varKey]gitlab.Variable{}, varErr: map[ownerKey]error{},
 		runners: map[listKey][]gitlab.RunnerSummary{}, runnerErr: map[listKey]error{},

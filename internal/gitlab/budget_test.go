@@ -161,7 +161,7 @@ func TestBudgetPacesWithoutHeaders(t *testing.T) {
 
 	// Over the rest of the minute: 119 more, evenly spaced, never a burst.
 	n := 0
-	for i := 0; i < 60_000; i++ {
+	for range 60_000 {
 		if tk, _, ok := b.try(clk.now()); ok {
 			n++
 			b.done(tk, answer(200, 0, 0, time.Time{}))

@@ -275,11 +275,9 @@ func applyShards(fake *gitlabfake.Server, seed gitlabfake.Seed, bin, manifest, w
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i := range runs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			runs[i], results[i] = applyOnce(seed, bin, manifest, want, fmt.Sprintf("%d/%d", i+1, sc.Shards))
-		}()
+		})
 	}
 	wg.Wait()
 	r := run{Wall: time.Since(start), Requests: len(fake.Requests()), Writes: fake.Writes(), Count429: fake.Count429() - before429}
@@ -331,9 +329,7 @@ func idealRun(sc scenario) run {
 	errs := make(chan error, 1)
 	start := time.Now()
 	for w := 0; w < sc.Shards*concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range work {
 				p, key, desc := entry(i, projects)
 				if err := c.runner(p, key, desc); err != nil {
@@ -343,7 +339,7 @@ func idealRun(sc scenario) run {
 					}
 				}
 			}
-		}()
+		})
 	}
 	for i := 0; i < sc.N; i++ {
 		work <- i

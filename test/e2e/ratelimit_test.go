@@ -40,7 +40,7 @@ func TestShardsShareOneBudget(t *testing.T) {
 			const n = 48
 			var b strings.Builder
 			b.WriteString("runners:\n")
-			for i := 0; i < n; i++ {
+			for i := range n {
 				fmt.Fprintf(&b, "  - project_id: %d\n    description: shard-%02d\n    variable: {key: SHARD_TOKEN_%02d}\n", tg.seed.DeployProjectID, i, i)
 			}
 			path := writeFleet(t, b.String())
@@ -48,12 +48,10 @@ func TestShardsShareOneBudget(t *testing.T) {
 			var wg sync.WaitGroup
 			results := make([]*icmd.Result, 4)
 			for i := range results {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					args := append([]string{"apply", "--file", path, "--shard", fmt.Sprintf("%d/4", i+1), "--concurrency", "4", "--timeout", "2m", "-o", "json"}, tc.flags...)
 					results[i] = tg.run(t, tg.seed.OwnerToken, nil, args...)
-				}()
+				})
 			}
 			wg.Wait()
 			created := 0

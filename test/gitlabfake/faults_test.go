@@ -208,7 +208,7 @@ func TestThrottleIsGitLabs(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 7, 0, time.UTC) // 1 s into a 3-second window
 	s.SetClock(func() time.Time { return now })
 	s.SetThrottle(Throttle{Requests: 2, Period: 3 * time.Second})
-	for i := 0; i < 2; i++ {
+	for range 2 {
 		resp := rawRequest(t, s, http.MethodGet, "/api/v4/runners", seed.OwnerToken, nil)
 		assert.Equal(t, resp.Status, 200)
 		assert.Equal(t, resp.Header.Get("RateLimit-Remaining"), "", "no headers on unthrottled answers without the feature flag")
