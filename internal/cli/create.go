@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"time"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/safefile"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 )
 
@@ -23,6 +26,9 @@ func (c *CreateCmd) Run(app *App) error {
 	s := spec.New()
 	c.RunnerFlags.apply(&s)
 	if err := c.VariableFlags.apply(&s); err != nil {
+		return err
+	}
+	if err := checkOutputPath("--dotenv", c.Dotenv); err != nil {
 		return err
 	}
 	r, res, err := ensure(app, s)
@@ -103,14 +109,28 @@ func expiry(t *time.Time) string {
 }
 
 // writeResultDotenv writes the result's facts for later jobs, the same as its JSON (never the
-// token: a Result holds none).
+// token: a Result holds none). The path was checked before anything changed on GitLab
+// (checkOutputPath); if the write still fails, GitLab has changed, so the error is not "bad
+// input, nothing changed" (exit 2) but a failure that names the runner.
 func writeResultDotenv(path string, res lifecycle.Result) error {
 	if path == "" {
 		return nil
 	}
 	facts, err := output.Facts("RUNNER_BOOTSTRAP", res)
-	if err != nil {
-		return err
+	if err == nil {
+		err = output.WriteDotenv(path, facts)
 	}
-	return output.WriteDotenv(path, facts)
+	if err != nil {
+		return fail.WithCode(fail.CodeFailure, fmt.Errorf("%w; but GitLab was changed: runner %d was %s and its token is stored in %s variable %s", err, res.RunnerID, res.Action, res.VariableOwner, res.VariableKey))
+	}
+	return nil
+}
+
+// checkOutputPath refuses, before anything changes on GitLab, an output file that could not
+// be written afterwards: a command must not create a runner and then exit "bad input".
+func checkOutputPath(flag, path string) error {
+	if path == "" {
+		return nil
+	}
+	return safefile.Check(flag, path)
 }

@@ -11,6 +11,7 @@ import (
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/migrate"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/safefile"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 )
 
@@ -56,6 +57,9 @@ func (c *MigrateCmd) Run(app *App, kctx *kong.Context) error {
 	}
 	if c.SecretName != "" && c.HelmValues == "" {
 		return fail.Usagef("--secret-name goes with --helm-values")
+	}
+	if err := checkOutputPath("--write", c.Write); err != nil {
+		return err
 	}
 	out := migrateResult{DryRun: c.DryRun, Warnings: []string{}}
 	s := spec.New()
@@ -110,8 +114,9 @@ func (c *MigrateCmd) Run(app *App, kctx *kong.Context) error {
 		}
 		out.Result = &res
 		if c.Write != "" {
-			if err := os.WriteFile(c.Write, migrated, 0o644); err != nil {
-				return fail.Usagef("cannot write --write %s: %v (the runner was created and its token stored; run again to write the file)", c.Write, fail.PathCause(err))
+			// 0600: a values file may hold other secrets of its own.
+			if err := safefile.Write("--write", c.Write, migrated, safefile.Secret); err != nil {
+				return fail.WithCode(fail.CodeFailure, fmt.Errorf("%w; but GitLab was changed: runner %d was %s and its token is stored in %s variable %s, so run again to write the file", err, res.RunnerID, res.Action, res.VariableOwner, res.VariableKey))
 			}
 			out.MigratedValues = c.Write
 		}

@@ -23,6 +23,9 @@ type RotateCmd struct {
 
 // Run implements the command.
 func (c *RotateCmd) Run(app *App) error {
+	if err := checkOutputPath("--dotenv", c.Dotenv); err != nil {
+		return err
+	}
 	if c.All {
 		return c.runAll(app)
 	}

@@ -7,12 +7,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"sort"
 	"strings"
 
-	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/safefile"
 )
 
 // Format is text or json.
@@ -126,8 +125,5 @@ func WriteDotenv(path string, vars map[string]string) error {
 		}
 		fmt.Fprintf(&b, "%s=%s\n", k, v)
 	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return fail.Usagef("cannot write the dotenv file %s: %v", path, fail.PathCause(err))
-	}
-	return nil
+	return safefile.Write("--dotenv", path, []byte(b.String()), safefile.Public)
 }

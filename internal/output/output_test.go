@@ -28,7 +28,7 @@ func TestWriteDotenv(t *testing.T) {
 	assert.Equal(t, string(got), "A=1\nB=2\n")
 	assert.ErrorContains(t, WriteDotenv(p, map[string]string{"A": "x\ny"}), "spans lines")
 	assert.ErrorContains(t, WriteDotenv(p, map[string]string{"a-b": "x"}), "invalid key")
-	assert.ErrorContains(t, WriteDotenv(filepath.Join(p, "nodir", "x"), map[string]string{"A": "1"}), "cannot write the dotenv file")
+	assert.ErrorContains(t, WriteDotenv(filepath.Join(p, "nodir", "x"), map[string]string{"A": "1"}), "cannot write --dotenv")
 }
 
 // TestFactsMirrorJSON: every JSON field becomes one dotenv line with the same value.

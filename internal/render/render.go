@@ -8,11 +8,9 @@ package render
 import (
 	"bytes"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/safefile"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
@@ -159,38 +158,11 @@ func ConfigTOMLStanza(name, gitlabURL, token, executor string) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// WriteFile writes data to path readable by its owner only: a new file is created with mode
-// 0600, and an existing regular file that group or others can access loses those permissions
-// before anything is written to it. A directory is refused.
+// WriteFile writes data to path readable by its owner only (mode 0600), through a new file
+// renamed over the target (safefile), so never through a link someone placed there, and the
+// old file stays as it was if the write fails. A directory or a device is refused.
 func WriteFile(path string, data []byte) error {
-	fi, err := os.Stat(path)
-	switch {
-	case err == nil && fi.IsDir():
-		return fail.Usagef("%s is a directory: expected the path of a file to write", path)
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("check %s: %w", path, err)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, FileMode)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", path, err)
-	}
-	// Narrow the mode through the open file before writing, so a token never sits in a file
-	// that group or others can read; a narrower mode stays. Only regular files: chmod on
-	// /dev/stdout would change the terminal's mode.
-	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&^FileMode != 0 {
-		if err := f.Chmod(st.Mode().Perm() & FileMode); err != nil {
-			f.Close()
-			return fmt.Errorf("restrict %s to mode 0600: %w", path, err)
-		}
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return safefile.Write("--file", path, data, FileMode)
 }
 
 // checkToken accepts a runner authentication token (token.IsRunnerToken: GitLab adds
