@@ -40,15 +40,26 @@ func (c *ApplyCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
+	app.Log.WithField("shard", sh.String()).Infof("planning %d of the %s of %s", len(m.Select(sh)), output.Plural(len(m.Entries), "entry", "entries"), c.File)
+	return runPlan(app, m, sh, planOptions{prune: c.Prune, dryRun: c.DryRun, concurrency: c.Concurrency})
+}
+
+type planOptions struct {
+	prune, dryRun bool
+	concurrency   int
+}
+
+// runPlan plans a manifest, prints the plan and, unless a dry run, applies it: what apply does,
+// and create --dry-run with a manifest of its one spec.
+func runPlan(app *App, m *fleet.Manifest, sh fleet.Shard, o planOptions) error {
 	client, err := app.Client()
 	if err != nil {
 		return err
 	}
 	// The shards of one manifest spend one user's rate limit at once.
-	client.ShareBudget(sh.Total, c.Concurrency)
-	f := &fleet.Fleet{API: client, Log: app.Log, Concurrency: c.Concurrency, Progress: app.progressOptions()}
-	app.Log.WithField("shard", sh.String()).Infof("planning %d of the %s of %s", len(m.Select(sh)), output.Plural(len(m.Entries), "entry", "entries"), c.File)
-	plan, err := f.Plan(app.Ctx, m, sh, c.Prune)
+	client.ShareBudget(sh.Total, o.concurrency)
+	f := &fleet.Fleet{API: client, Log: app.Log, Concurrency: o.concurrency, Progress: app.progressOptions()}
+	plan, err := f.Plan(app.Ctx, m, sh, o.prune)
 	if err != nil {
 		return err
 	}
@@ -56,14 +67,14 @@ func (c *ApplyCmd) Run(app *App) error {
 		redactItems(app, plan.Items)
 		plan.WritePlan(app.Stdout)
 	}
-	if !c.DryRun {
+	if !o.dryRun {
 		f.Apply(app.Ctx, plan)
 	}
 	redactItems(app, plan.Items)
-	sum := f.Summarize(plan, c.DryRun)
+	sum := f.Summarize(plan, o.dryRun)
 	f.LogSummary(sum)
-	if err := app.Printer().Print(applyReport{File: c.File, Plan: plan.Items, Summary: sum}, func(w io.Writer) {
-		if c.DryRun {
+	if err := app.Printer().Print(applyReport{File: m.File, Plan: plan.Items, Summary: sum}, func(w io.Writer) {
+		if o.dryRun {
 			plan.WriteSummary(w, sum)
 			return
 		}
@@ -74,7 +85,7 @@ func (c *ApplyCmd) Run(app *App) error {
 	}
 	if sum.Failed > 0 {
 		verb := "failed; the others were applied"
-		if c.DryRun {
+		if o.dryRun {
 			verb = "cannot be applied"
 		}
 		return fail.WithCode(fail.CodeFailure, fmt.Errorf("%d of %d plan items %s (see the table above)", sum.Failed, len(plan.Items), verb))

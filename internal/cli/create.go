@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fleet"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/safefile"
@@ -19,6 +20,7 @@ type CreateCmd struct {
 	RunnerFlags
 	VariableFlags
 	Dotenv string `name:"dotenv" placeholder:"FILE" help:"Also write the result's non-secret facts as KEY=value lines for artifacts:reports:dotenv."`
+	DryRun bool   `name:"dry-run" help:"Print what create would do, as apply --dry-run prints its plan (attributes as old → new), and change nothing."`
 }
 
 // Run implements the command.
@@ -30,6 +32,15 @@ func (c *CreateCmd) Run(app *App) error {
 	}
 	if err := checkOutputPath("--dotenv", c.Dotenv); err != nil {
 		return err
+	}
+	if c.DryRun {
+		if c.Dotenv != "" {
+			return fail.Usagef("--dotenv goes without --dry-run: a dry run has no result for later jobs")
+		}
+		if err := s.Validate(); err != nil {
+			return err
+		}
+		return runPlan(app, fleet.FromSpec("create", s), fleet.All, planOptions{dryRun: true, concurrency: 1})
 	}
 	r, res, err := ensure(app, s)
 	if err != nil {
@@ -70,7 +81,7 @@ func printResult(w io.Writer, r lifecycle.Resolved, res lifecycle.Result) {
 	case lifecycle.ActionReplaced:
 		line(w, "replaced runner %d with new %s runner %d for %s", res.PreviousRunnerID, res.RunnerType, res.RunnerID, r.OwnerPath)
 	case lifecycle.ActionUpdated:
-		line(w, "updated runner %d for %s: %s", res.RunnerID, r.OwnerPath, strings.Join(res.Changes, ", "))
+		line(w, "updated runner %d for %s: %s", res.RunnerID, r.OwnerPath, strings.Join(lifecycle.DescribeChanges(res.Changes, res.Diff), ", "))
 	case lifecycle.ActionUnchanged:
 		line(w, "runner %d for %s is up to date; nothing was written", res.RunnerID, r.OwnerPath)
 	}

@@ -126,7 +126,7 @@ func (f *Fleet) applyEntry(ctx context.Context, s *snapshot, it *Item, log *logr
 	it.Result = res.Action
 	it.RunnerID, it.PreviousRunnerID, it.TokenExpiresAt = res.RunnerID, res.PreviousRunnerID, res.TokenExpiresAt
 	if len(res.Changes) > 0 {
-		it.Changes = res.Changes
+		it.Changes, it.Diff = res.Changes, res.Diff
 	}
 }
 
@@ -220,7 +220,7 @@ func (f *Fleet) progressOptions() progress.Options {
 // itemName is how a progress line names an item: the entry's file:line and variable, or the
 // runner --prune deletes.
 func (p *Plan) itemName(it *Item) string {
-	if it.Line == 0 {
+	if it.Entry == "" {
 		return "runner " + idOrDash(it.RunnerID)
 	}
 	return p.where(it) + " " + it.Variable

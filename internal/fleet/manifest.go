@@ -38,10 +38,24 @@ type Entry struct {
 	Line, VariableLine int
 	// Spec has the documented defaults applied and the variable's owner defaulted.
 	Spec spec.Spec
+	// Label names an entry that comes from flags, not a file (see FromSpec).
+	Label string
 }
 
-// Name is how messages refer to the entry: "runners[3]".
-func (e Entry) Name() string { return fmt.Sprintf("runners[%d]", e.Index) }
+// Name is how messages refer to the entry: "runners[3]", or its label.
+func (e Entry) Name() string {
+	if e.Label != "" {
+		return e.Label
+	}
+	return fmt.Sprintf("runners[%d]", e.Index)
+}
+
+// FromSpec is a manifest of one entry made from a command's flags, so that create --dry-run
+// is planned, and printed, exactly as apply --dry-run plans a manifest. label names the entry
+// in the plan ("create"). The spec must be valid (spec.Validate).
+func FromSpec(label string, s spec.Spec) *Manifest {
+	return &Manifest{Entries: []Entry{{Label: label, Spec: s}}}
+}
 
 // key names the entry's variable as written (paths compared without case, as GitLab looks
 // them up): duplicates are found and shards assigned with it before anything is resolved.

@@ -47,20 +47,22 @@ const (
 // Item is one line of the plan and, after apply, its outcome. It never holds a token.
 type Item struct {
 	// Entry is "runners[3]" (empty for a runner deleted by --prune); Line its line.
-	Entry            string     `json:"entry,omitempty"`
-	Line             int        `json:"line,omitempty"`
-	Action           Action     `json:"action"`
-	RunnerType       string     `json:"runner_type,omitempty"`
-	Owner            string     `json:"owner,omitempty"`
-	RunnerID         int64      `json:"runner_id,omitempty"`
-	PreviousRunnerID int64      `json:"previous_runner_id,omitempty"`
-	Variable         string     `json:"variable,omitempty"`
-	VariableKey      string     `json:"variable_key,omitempty"`
-	Changes          []string   `json:"changes,omitempty"`
-	Orphans          []int64    `json:"orphans,omitempty"`
-	Reason           string     `json:"reason,omitempty"`
-	Notes            []string   `json:"notes,omitempty"`
-	TokenExpiresAt   *time.Time `json:"token_expires_at,omitempty"`
+	Entry            string   `json:"entry,omitempty"`
+	Line             int      `json:"line,omitempty"`
+	Action           Action   `json:"action"`
+	RunnerType       string   `json:"runner_type,omitempty"`
+	Owner            string   `json:"owner,omitempty"`
+	RunnerID         int64    `json:"runner_id,omitempty"`
+	PreviousRunnerID int64    `json:"previous_runner_id,omitempty"`
+	Variable         string   `json:"variable,omitempty"`
+	VariableKey      string   `json:"variable_key,omitempty"`
+	Changes          []string `json:"changes,omitempty"`
+	// Diff has the old and new value of each runner attribute in Changes.
+	Diff           []lifecycle.Change `json:"diff,omitempty"`
+	Orphans        []int64            `json:"orphans,omitempty"`
+	Reason         string             `json:"reason,omitempty"`
+	Notes          []string           `json:"notes,omitempty"`
+	TokenExpiresAt *time.Time         `json:"token_expires_at,omitempty"`
 	// Result is set by apply: created, updated, replaced, unchanged, deleted, superseded or failed.
 	Result string `json:"result,omitempty"`
 	Error  string `json:"error,omitempty"`
@@ -232,7 +234,7 @@ func (f *Fleet) planEntry(ctx context.Context, it *Item, s *snapshot) {
 	res, err := svc.Ensure(ctx, it.resolved)
 	it.writes = v.writes
 	it.Orphans = res.OrphansDeleted
-	it.Changes = res.Changes
+	it.Changes, it.Diff = res.Changes, res.Diff
 	it.Notes = res.Notes
 	it.PreviousRunnerID = res.PreviousRunnerID
 	switch {
@@ -243,7 +245,7 @@ func (f *Fleet) planEntry(ctx context.Context, it *Item, s *snapshot) {
 		} else {
 			it.Reason = fmt.Sprintf("runner %d is a %s runner of another owner, and GitLab cannot move a runner", res.PreviousRunnerID, d.Type)
 		}
-		it.Changes = nil
+		it.Changes, it.Diff = nil, nil
 	case errors.Is(err, errPlanned):
 		it.Action = Create
 	case err != nil:

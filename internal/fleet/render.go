@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 )
 
 // WritePlan writes the plan as a table, one line per entry and per runner --prune deletes.
@@ -65,10 +67,13 @@ func countsLine(s Summary) string {
 }
 
 func (p *Plan) where(it *Item) string {
-	if it.Line == 0 {
-		return "-"
+	switch {
+	case it.Line != 0:
+		return fmt.Sprintf("%s:%d", p.File, it.Line)
+	case it.Entry != "":
+		return it.Entry // an entry made from flags (FromSpec)
 	}
-	return fmt.Sprintf("%s:%d", p.File, it.Line)
+	return "-"
 }
 
 func runnerCell(it *Item) string {
@@ -98,7 +103,7 @@ func planDetail(it *Item) string {
 	case Replace:
 		parts = append(parts, it.Reason)
 	case Update:
-		parts = append(parts, "changes: "+strings.Join(it.Changes, ", "))
+		parts = append(parts, "changes: "+strings.Join(lifecycle.DescribeChanges(it.Changes, it.Diff), ", "))
 	case Delete, Fail:
 		parts = append(parts, it.Reason)
 	}
@@ -115,7 +120,7 @@ func resultDetail(it *Item) string {
 	var parts []string
 	switch it.Result {
 	case "updated":
-		parts = append(parts, "changed: "+strings.Join(it.Changes, ", "))
+		parts = append(parts, "changed: "+strings.Join(lifecycle.DescribeChanges(it.Changes, it.Diff), ", "))
 	case "replaced":
 		parts = append(parts, fmt.Sprintf("replaces runner %d", it.PreviousRunnerID))
 	case "deleted":

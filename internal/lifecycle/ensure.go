@@ -125,7 +125,12 @@ func (s *Service) converge(ctx context.Context, r Resolved, v *gitlab.Variable, 
 	userNote, marker, _ := record.ParseNote(runner.MaintenanceNote)
 	want := r.Attrs
 	want.MaintenanceNote = record.ComposeNote(r.Attrs.MaintenanceNote, marker)
-	changes := runnerChanges(r.Attrs, userNote, runner)
+	diff := runnerChanges(r.Attrs, userNote, runner)
+	var changes []string
+	for _, d := range diff {
+		changes = append(changes, d.Attribute)
+	}
+	res.Diff = diff
 	if len(changes) > 0 {
 		if err := s.API.UpdateRunner(ctx, runner.ID, want); err != nil {
 			return res, err
@@ -174,23 +179,75 @@ func (s *Service) converge(ctx context.Context, r Resolved, v *gitlab.Variable, 
 	return res, err
 }
 
-// runnerChanges lists the attributes that differ between the spec and GitLab.
-func runnerChanges(a gitlab.RunnerAttrs, userNote string, r *gitlab.Runner) []string {
-	var c []string
-	add := func(cond bool, name string) {
+// runnerChanges lists the attributes that differ between the spec and GitLab, with the value
+// GitLab has and the one the update sets.
+func runnerChanges(a gitlab.RunnerAttrs, userNote string, r *gitlab.Runner) []Change {
+	var c []Change
+	add := func(cond bool, name, old, new string) {
 		if cond {
-			c = append(c, name)
+			c = append(c, Change{Attribute: name, Old: old, New: new})
 		}
 	}
-	add(r.Description != a.Description, "description")
-	add(!sameTags(r.TagList, a.TagList), "tag_list")
-	add(r.RunUntagged != a.RunUntagged, "run_untagged")
-	add(r.Locked != a.Locked, "locked")
-	add(r.Paused != a.Paused, "paused")
-	add(r.AccessLevel != a.AccessLevel, "access_level")
-	add(r.MaximumTimeout != a.MaximumTimeout, "maximum_timeout")
-	add(userNote != strings.TrimRight(a.MaintenanceNote, "\n "), "maintenance_note")
+	wantNote := strings.TrimRight(a.MaintenanceNote, "\n ")
+	add(r.Description != a.Description, "description", quoted(r.Description), quoted(a.Description))
+	add(!sameTags(r.TagList, a.TagList), "tag_list", tags(r.TagList), tags(a.TagList))
+	add(r.RunUntagged != a.RunUntagged, "run_untagged", fmt.Sprint(r.RunUntagged), fmt.Sprint(a.RunUntagged))
+	add(r.Locked != a.Locked, "locked", fmt.Sprint(r.Locked), fmt.Sprint(a.Locked))
+	add(r.Paused != a.Paused, "paused", fmt.Sprint(r.Paused), fmt.Sprint(a.Paused))
+	add(r.AccessLevel != a.AccessLevel, "access_level", r.AccessLevel, a.AccessLevel)
+	add(r.MaximumTimeout != a.MaximumTimeout, "maximum_timeout", timeout(r.MaximumTimeout), timeout(a.MaximumTimeout))
+	add(userNote != wantNote, "maintenance_note", quoted(userNote), quoted(wantNote))
 	return c
+}
+
+// Change is one runner attribute an update sets: the value GitLab has and the new one. A key
+// left out of a manifest resets its attribute, which shows here (maximum_timeout 3600 → none).
+type Change struct {
+	Attribute string `json:"attribute"`
+	Old       string `json:"old"`
+	New       string `json:"new"`
+}
+
+func (c Change) String() string { return c.Attribute + " " + c.Old + " → " + c.New }
+
+// DescribeChanges is changes (attribute names and variable fixes) with each runner attribute
+// shown as old → new where diff has it.
+func DescribeChanges(changes []string, diff []Change) []string {
+	out := make([]string, 0, len(changes))
+	for _, name := range changes {
+		s := name
+		for _, d := range diff {
+			if d.Attribute == name {
+				s = d.String()
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func quoted(s string) string {
+	if s == "" {
+		return "none"
+	}
+	if r := []rune(s); len(r) > 40 {
+		s = string(r[:39]) + "…"
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+func tags(t []string) string {
+	if len(t) == 0 {
+		return "none"
+	}
+	return strings.Join(t, ",")
+}
+
+func timeout(seconds int64) string {
+	if seconds == 0 {
+		return "none"
+	}
+	return fmt.Sprint(seconds)
 }
 
 // createAndStore creates a runner and stores its token (steps 3 to 6 of Ensure).

@@ -147,9 +147,11 @@ type Result struct {
 	EnvironmentScope string     `json:"environment_scope,omitempty"`
 	TokenExpiresAt   *time.Time `json:"token_expires_at"`
 	Changes          []string   `json:"changes,omitempty"`
-	Notes            []string   `json:"notes,omitempty"`
-	Reason           string     `json:"reason,omitempty"`
-	OrphansDeleted   []int64    `json:"orphans_deleted,omitempty"`
+	// Diff has the old and new value of each runner attribute in Changes.
+	Diff           []Change `json:"diff,omitempty"`
+	Notes          []string `json:"notes,omitempty"`
+	Reason         string   `json:"reason,omitempty"`
+	OrphansDeleted []int64  `json:"orphans_deleted,omitempty"`
 }
 
 // Actions reported in Result.Action.

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -100,4 +102,42 @@ func TestProgressInCI(t *testing.T) {
 	res.Assert(t, icmd.Success)
 	assert.Check(t, is.Contains(res.Stderr(), "section_start:"))
 	assert.Check(t, is.Contains(res.Stderr(), "section_end:"))
+}
+
+// TestCreateDryRunIsApplysPlan: create --dry-run prints the plan apply --dry-run prints for the
+// same runner, with each attribute as old → new (a flag left out resets its attribute), and
+// writes nothing.
+func TestCreateDryRunIsApplysPlan(t *testing.T) {
+	tg := newTarget(t)
+	tok := tg.seed.MaintainerToken
+	tg.run(t, tok, nil, "create", "--project-id", "platform/deploy", "--description", "deploy", "--maximum-timeout", "3600").Assert(t, icmd.Success)
+	writes := tg.writes()
+
+	dry := tg.run(t, tok, nil, "create", "--project-id", "platform/deploy", "--description", "deploy", "--tag-list", "docker", "--dry-run")
+	dry.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(dry.Stdout(), `changes: tag_list none → docker, maximum_timeout 3600 → none`))
+	assert.Check(t, is.Contains(dry.Stdout(), "dry run: nothing was changed"))
+	assert.Check(t, is.Equal(tg.writes(), writes), "a dry run writes nothing")
+
+	manifest := filepath.Join(t.TempDir(), "fleet.yaml")
+	assert.NilError(t, os.WriteFile(manifest, []byte("runners:\n  - project_id: platform/deploy\n    description: deploy\n    tag_list: [docker]\n"), 0o600))
+	apply := tg.run(t, tok, nil, "apply", "--file", manifest, "--dry-run")
+	apply.Assert(t, icmd.Success)
+	cut := func(out string) string { // the plan without its ENTRY column
+		var b strings.Builder
+		for l := range strings.SplitSeq(out, "\n") {
+			if f := strings.Fields(l); len(f) > 1 {
+				b.WriteString(strings.Join(f[1:], " ") + "\n")
+			}
+		}
+		return b.String()
+	}
+	assert.Check(t, is.Equal(cut(dry.Stdout()), cut(apply.Stdout())))
+
+	// JSON: the plan's items carry the old and new values.
+	js := tg.run(t, tok, nil, "create", "--project-id", "platform/deploy", "--description", "deploy", "--dry-run", "-o", "json")
+	js.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(js.Stdout(), `"attribute": "maximum_timeout",`))
+	assert.Check(t, is.Contains(js.Stdout(), `"old": "3600",`))
+	assert.Check(t, is.Equal(tg.writes(), writes))
 }

@@ -84,5 +84,6 @@ func TestReadmeShellExamplesRunInOrder(t *testing.T) {
 	assert.Assert(t, ok, "the create example stored no DEPLOY_RUNNER_TOKEN")
 	assert.Check(t, is.Contains(v.Description, "managed by runner-bootstrap; runner_id="))
 	assert.Check(t, is.Contains(res.Stdout(), "dry run: nothing was changed"))
+	assert.Check(t, is.Contains(res.Stdout(), "changes: maximum_timeout 3600 → none"), "the plan says what the manifest resets, as the README says")
 	assert.Check(t, is.Contains(res.Stdout(), `"variable_key": "DEPLOY_RUNNER_TOKEN"`), "status found the variable create stored")
 }
