@@ -9,15 +9,26 @@ import (
 // RenderCmd writes the token from the job's environment into what a deploy consumes.
 type RenderCmd struct {
 	Format    string `name:"format" required:"" enum:"secret,helm-values,config-toml" help:"secret (Kubernetes Secret with runner-token and an empty runner-registration-token), helm-values (gitlabUrl, runnerToken) or config-toml (a [[runners]] stanza)."`
-	File      string `name:"file" placeholder:"PATH" help:"Write to this file (mode 0600) instead of stdout (pipe stdout into kubectl or helm: job logs mask the token, not its base64 form)."`
+	File      string `name:"file" placeholder:"PATH" help:"Write to this file (mode 0600) instead of stdout (pipe stdout into kubectl or helm: job logs mask the token, not its base64 form); required with -o json, whose object says what was written and never holds the token."`
 	TokenEnv  string `name:"token-env" default:"RUNNER_TOKEN" help:"Environment variable holding the runner token (the CI/CD variable create stores)."`
 	Name      string `name:"name" default:"gitlab-runner-secret" help:"Secret name (secret) or runner name (config-toml)."`
 	Namespace string `name:"namespace" help:"Kubernetes namespace of the Secret."`
 	Executor  string `name:"executor" default:"shell" help:"Executor of the config.toml stanza."`
 }
 
+// renderResult is render's JSON with --file: what was written where, never the token.
+type renderResult struct {
+	Format string `json:"format"`
+	File   string `json:"file"`
+	Mode   string `json:"mode"`
+}
+
 // Run implements the command.
 func (c *RenderCmd) Run(app *App) error {
+	if app.Output == "json" && c.File == "" {
+		// JSON output never holds a token, and render's output is the token.
+		return fail.Usagef("render -o json writes the token only to a file: pass --file PATH (the JSON then says what was written), or leave out -o json to pipe the %s from stdout", c.Format)
+	}
 	tok := tokenFromEnv(app.Getenv, c.TokenEnv)
 	if tok == "" {
 		return fail.Usagef("$%s is empty: render reads the runner token from the job's environment (a protected variable reaches only protected branches and tags)", c.TokenEnv)
@@ -57,5 +68,8 @@ func (c *RenderCmd) Run(app *App) error {
 		return err
 	}
 	app.Log.Infof("wrote %s to %s (mode 0600)", c.Format, c.File)
+	if app.Output == "json" {
+		return app.Printer().Print(renderResult{Format: c.Format, File: c.File, Mode: "0600"}, nil)
+	}
 	return nil
 }

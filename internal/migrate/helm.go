@@ -354,7 +354,7 @@ func strayTokens(v *values) []string {
 		switch n.Kind {
 		case yaml.ScalarNode:
 			if k := firstTokenKind(n.Value); k != "" {
-				out = append(out, fmt.Sprintf("%s:%d: %s holds a %s in plain text: move it to a Kubernetes Secret or a CI/CD variable", v.name, n.Line, scrub(strings.TrimPrefix(path, ".")), k))
+				out = append(out, fmt.Sprintf("%s:%d: %s holds a %s in plain text: the migrated file drops it (move it to a Kubernetes Secret or a CI/CD variable, and rotate it since it stays in this file's history)", v.name, n.Line, scrub(strings.TrimPrefix(path, ".")), k))
 			}
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
@@ -369,6 +369,38 @@ func strayTokens(v *values) []string {
 		}
 	}
 	walk(v.root, "", 0)
+	return out
+}
+
+// strayTokenPairs are the mapping pairs, other than runnerToken and runnerRegistrationToken,
+// whose value is one line holding a token: Rewrite drops them. A token anywhere else (a list,
+// a key, a multi-line value such as runners.config) makes Rewrite refuse instead, since
+// dropping the whole value would change what the chart deploys.
+func strayTokenPairs(v *values) []yamlnode.Pair {
+	var out []yamlnode.Pair
+	var walk func(n *yaml.Node, depth int)
+	walk = func(n *yaml.Node, depth int) {
+		if n == nil || depth > 64 {
+			return
+		}
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, val := n.Content[i], n.Content[i+1]
+				if val.Kind == yaml.ScalarNode && !strings.Contains(val.Value, "\n") && hasToken(val.Value) &&
+					k.Value != keyRunnerToken && k.Value != keyRegistrationToken {
+					out = append(out, yamlnode.Pair{Key: k, Value: val, Parent: n})
+					continue
+				}
+				walk(val, depth+1)
+			}
+		case yaml.SequenceNode:
+			for _, c := range n.Content {
+				walk(c, depth+1)
+			}
+		}
+	}
+	walk(v.root, 0)
 	return out
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/yamlnode"
 )
 
@@ -45,6 +46,20 @@ var (
 // returns it unchanged. The result never holds a token that was in runnerToken or
 // runnerRegistrationToken.
 func (m *HelmMigration) Rewrite(opts RewriteOptions) ([]byte, error) {
+	out, err := m.rewrite(opts)
+	if err != nil {
+		return nil, err
+	}
+	// The last word: whatever the edits above did or did not reach (a token in a comment, a
+	// list, a key, a multi-line value, behind an alias), no token leaves in the written file.
+	if ms := token.Find(string(out), minTokenTail); len(ms) > 0 {
+		line := 1 + strings.Count(string(out[:ms[0].Start]), "\n")
+		return nil, fail.Usagef("%s: the migrated file would still hold a %s (line %d of the result, in a comment, a list, a key or a multi-line value that migrate does not drop by itself): remove it from %s by hand and run again; nothing was changed", m.File, ms[0].Shape.Label, line, m.File)
+	}
+	return out, nil
+}
+
+func (m *HelmMigration) rewrite(opts RewriteOptions) ([]byte, error) {
 	if opts.VariableKey == "" {
 		opts.VariableKey = spec.DefaultKey
 	}
@@ -219,9 +234,14 @@ func planEdits(v *values, opts RewriteOptions) (plan, error) {
 		removedUnder += len(ps)
 		add(ps...)
 	}
+	// Any other single-line value holding a token (a runner token pasted under another key, an
+	// access token): the pair is dropped, and strayTokens has named it in the warnings.
+	for _, x := range strayTokenPairs(v) {
+		add(x)
+	}
 	// A token's anchor used elsewhere would carry the token into the migrated file.
 	for _, x := range p.removals {
-		if x.Key.Value != keyRunnerToken && x.Key.Value != keyRegistrationToken {
+		if x.Key.Value != keyRunnerToken && x.Key.Value != keyRegistrationToken && !hasToken(x.Value.Value) {
 			continue
 		}
 		if a := usedAnchor(v, x); a != "" {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -68,4 +69,63 @@ func TestBadOutputPathChangesNothing(t *testing.T) {
 		assert.Check(t, is.Equal(len(tg.fake.Runners()), 0), "%v created a runner", args)
 		assert.Check(t, is.Equal(tg.writes(), 0))
 	}
+}
+
+// TestMigrateWriteCarriesNoTokenOfAnyKind: tokens pasted elsewhere in the values file (a
+// runner token under another key, an access token in an env block) are dropped from the
+// written file and named in the output; one that migrate cannot drop by itself (in a comment)
+// makes it refuse before anything is created.
+func TestMigrateWriteCarriesNoTokenOfAnyKind(t *testing.T) {
+	tg := newTarget(t)
+	tg.needFake(t)
+	dir := t.TempDir()
+	values := filepath.Join(dir, "values.yaml")
+	assert.NilError(t, os.WriteFile(values, []byte(`gitlabUrl: https://gitlab.example.com/
+runnerRegistrationToken: ""
+concurrent: 4
+backupToken: glrt-abcdefghijklmnopqrstu
+runners:
+  env:
+    API_TOKEN: glpat-abcdefghijklmnopqrst
+  config: |
+    [[runners]]
+      executor = "kubernetes"
+`), 0o600))
+	out := filepath.Join(dir, "migrated.yaml")
+	res := tg.run(t, tg.seed.MaintainerToken, nil, "migrate", "--helm-values", values, "--project-id", "42", "--write", out, "-o", "json")
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(res.Stdout(), "backupToken holds a runner authentication token in plain text: the migrated file drops it"), "names what was dropped")
+	assert.Check(t, is.Contains(res.Stdout(), "runners.env.API_TOKEN holds a access token in plain text: the migrated file drops it"))
+	b, err := os.ReadFile(out)
+	assert.NilError(t, err)
+	tg.assertNoSecrets(t, string(b))
+	assert.Check(t, !strings.Contains(string(b), "abcdefghijklmnopq"), "a token reached the written file:\n%s", b)
+	assert.Check(t, is.Contains(string(b), "executor = \"kubernetes\""), "the rest is kept")
+
+	commented := filepath.Join(dir, "commented.yaml")
+	assert.NilError(t, os.WriteFile(commented, []byte("gitlabUrl: https://gitlab.example.com/\n# the old one was glrt-zyxwvutsrqponmlkjihg\nconcurrent: 4\n"), 0o600))
+	writes := tg.writes()
+	res = tg.run(t, tg.seed.MaintainerToken, nil, "migrate", "--helm-values", commented, "--project-id", "42", "--variable-key", "OTHER", "--write", filepath.Join(dir, "c.yaml"))
+	res.Assert(t, icmd.Expected{ExitCode: exitUsage, Err: "the migrated file would still hold a runner authentication token"})
+	assert.Check(t, is.Equal(tg.writes(), writes), "migrate changed GitLab")
+	_, err = os.Stat(filepath.Join(dir, "c.yaml"))
+	assert.Check(t, os.IsNotExist(err))
+}
+
+// TestRenderJSONNeverPrintsTheToken: -o json promises one object without a token, so render
+// refuses it without --file and with --file prints what it wrote.
+func TestRenderJSONNeverPrintsTheToken(t *testing.T) {
+	tg := newTarget(t)
+	tg.needFake(t)
+	tg.run(t, tg.seed.MaintainerToken, nil, "create", "--project-id", "42").Assert(t, icmd.Success)
+	env := []string{"RUNNER_TOKEN=" + mustVar(t, tg).Value}
+	res := tg.run(t, "", env, "render", "--format", "secret", "-o", "json")
+	res.Assert(t, icmd.Expected{ExitCode: exitUsage, Err: "render -o json writes the token only to a file"})
+	assert.Check(t, is.Contains(res.Stdout(), `"exit_code": 2`))
+	file := filepath.Join(t.TempDir(), "secret.yaml")
+	res = tg.run(t, "", env, "render", "--format", "secret", "-o", "json", "--file", file)
+	res.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(res.Stdout(), `"file": "`+file+`"`))
+	b, _ := os.ReadFile(file)
+	assert.Check(t, is.Contains(string(b), "runner-token:"))
 }
