@@ -171,7 +171,7 @@ func (f *Fleet) readBack(ctx context.Context, p *Plan) {
 		o := owners[i]
 		var vars []gitlab.Variable
 		var err error
-		p.snap.call(func() { vars, err = p.snap.api.ListVariables(ctx, o.kind, o.id) })
+		p.snap.call(func() { vars, err = p.snap.listVariablesExpecting(ctx, o) })
 		if err != nil {
 			f.Log.Warnf("could not read the variables of %s back (%v); a concurrent run, if there was one, is sorted out by the next run", p.snap.ownerName(o.kind, o.id), err)
 			return

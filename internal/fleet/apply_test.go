@@ -43,6 +43,20 @@ func TestApply200Runners(t *testing.T) {
 	assert.Check(t, len(reqs) <= 3*200, "%d requests for 200 runners", len(reqs))
 	assert.Check(t, len(reqs) <= 2*200+10, "%d requests: reads are batched", len(reqs))
 	assert.Check(t, int(sum.APICalls) <= len(reqs), "a list read in pages is one call")
+	gets := map[string]int{}
+	for _, r := range reqs {
+		if r.Method == "GET" {
+			gets[r.Path+"?"+r.Query]++
+		}
+	}
+	// The plan reads the project, its variables and its runners once each (the lists while the
+	// project is looked up, as its id is numeric); the read-back both pages of variables.
+	assert.Check(t, is.DeepEqual(gets, map[string]int{
+		"/api/v4/projects/42?": 1,
+		"/api/v4/projects/42/runners?page=1&per_page=100&type=project_type": 1,
+		"/api/v4/projects/42/variables?page=1&per_page=100":                 2,
+		"/api/v4/projects/42/variables?page=2&per_page=100":                 1,
+	}))
 	assert.Check(t, is.Equal(e.assertStored(t), 200))
 	for _, it := range p.Items {
 		assert.Check(t, it.RunnerID != 0 && it.Result == "created")

@@ -80,6 +80,25 @@ func (s *snapshot) call(fn func()) {
 	fn()
 }
 
+// variablesExpecting is implemented by *gitlab.Client: a list of variables whose pages are
+// asked for at once when the caller knows about how many there are.
+type variablesExpecting interface {
+	ListVariablesExpecting(ctx context.Context, owner spec.OwnerKind, ownerID int64, expected int) ([]gitlab.Variable, error)
+}
+
+// listVariablesExpecting lists o's variables again: the snapshot holds what the plan read and
+// what this run stored since, so with a client that can, every page is asked for at once.
+func (s *snapshot) listVariablesExpecting(ctx context.Context, o ownerKey) ([]gitlab.Variable, error) {
+	ve, ok := s.api.(variablesExpecting)
+	if !ok {
+		return s.api.ListVariables(ctx, o.kind, o.id)
+	}
+	s.mu.Lock()
+	expected := len(s.vars[o])
+	s.mu.Unlock()
+	return ve.ListVariablesExpecting(ctx, o.kind, o.id, expected)
+}
+
 // forEach runs fn(i) for i in [0,n) with at most conc running at once.
 func forEach(ctx context.Context, n, conc int, fn func(i int)) {
 	if conc < 1 {
@@ -157,6 +176,19 @@ func (s *snapshot) ownerName(kind spec.OwnerKind, id int64) string {
 
 // listAll reads each owner's variables and each owner's runners of a type, once each.
 func (s *snapshot) listAll(ctx context.Context, owners []ownerKey, lists []listKey, conc int) {
+	// What was read already (directLists, before the look-ups) is not read again.
+	s.mu.Lock()
+	owners = slices.DeleteFunc(slices.Clone(owners), func(o ownerKey) bool {
+		_, done := s.vars[o]
+		_, failed := s.varErr[o]
+		return done || failed
+	})
+	lists = slices.DeleteFunc(slices.Clone(lists), func(l listKey) bool {
+		_, done := s.runners[l]
+		_, failed := s.runnerErr[l]
+		return done || failed
+	})
+	s.mu.Unlock()
 	n := len(owners) + len(lists)
 	forEach(ctx, n, conc, func(i int) {
 		if i < len(owners) {

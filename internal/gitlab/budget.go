@@ -174,9 +174,10 @@ func (b *budget) done(t ticket, resp *http.Response) {
 		(name == "" || name == "throttle_authenticated_api")
 	if announced {
 		b.observe(now, h, limit, max(remaining, 0), resetAt)
-	} else if t.probe && resp.StatusCode != http.StatusTooManyRequests {
-		// The new window's first answer says nothing: this server announces its budget on
-		// throttled answers only, so pace from here on.
+	} else if t.probe && resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
+		// The new window's first answer from the API says nothing (a 5xx may come from a
+		// proxy in front): this server announces its budget on throttled answers only, so
+		// pace from here on.
 		b.headers = false
 	}
 	if resp.StatusCode == http.StatusTooManyRequests {

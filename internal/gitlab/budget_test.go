@@ -263,3 +263,19 @@ func TestEveryAttemptPassesTheGate(t *testing.T) {
 	assert.Check(t, is.Equal(calls.Load(), int32(2)))
 	assert.Check(t, is.Len(c.budget.admitted, 2))
 }
+
+// TestBudgetA5xxProbeSaysNothingAboutTheHeaders: a proxy's 502 without headers on the probe
+// does not switch the gate to pacing; the next request probes again.
+func TestBudgetA5xxProbeSaysNothingAboutTheHeaders(t *testing.T) {
+	clk := &testClock{t: start}
+	b := newTestBudget(0, clk)
+	tk, _, _ := b.try(clk.now())
+	b.done(tk, answer(200, 600, 0, start.Add(time.Minute)))
+	clk.advance(time.Minute)
+	probe := admitAll(b, clk.now())
+	assert.Assert(t, is.Len(probe, 1))
+	b.done(probe[0], answer(http.StatusBadGateway, 0, 0, time.Time{}))
+	again := admitAll(b, clk.now())
+	assert.Assert(t, is.Len(again, 1), "still one probe at a time")
+	assert.Check(t, again[0].probe)
+}

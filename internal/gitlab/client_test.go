@@ -2,11 +2,16 @@ package gitlab
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -205,4 +210,45 @@ func TestIdempotentCallsRetryAfterNoAnswer(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, "the connection was closed before GitLab answered"))
 	assert.Check(t, IsAmbiguous(err))
 	assert.Check(t, is.Equal(calls.Load(), int32(11)), "a POST without an answer is not repeated")
+}
+
+// TestListVariablesExpectingAsksForThePagesAtOnce: the pages the expected count fills are
+// asked for without waiting for each other, and a page beyond them is still followed.
+func TestListVariablesExpectingAsksForThePagesAtOnce(t *testing.T) {
+	var mu sync.Mutex
+	var pages []string
+	page2 := make(chan struct{})
+	together := false
+	c := server(t, func(w http.ResponseWriter, r *http.Request) {
+		page := r.URL.Query().Get("page")
+		mu.Lock()
+		pages = append(pages, page)
+		mu.Unlock()
+		switch page {
+		case "1": // answered only once page 2 was asked for too (or after 5 s, failing below)
+			select {
+			case <-page2:
+				together = true
+			case <-time.After(5 * time.Second):
+			}
+		case "2":
+			close(page2)
+		}
+		n, _ := strconv.Atoi(page)
+		var vs []string
+		for i := (n - 1) * 100; i < min(n*100, 250); i++ {
+			vs = append(vs, fmt.Sprintf(`{"key":"K%03d","environment_scope":"*"}`, i))
+		}
+		if n < 3 {
+			w.Header().Set("X-Next-Page", strconv.Itoa(n+1))
+		}
+		w.Write([]byte("[" + strings.Join(vs, ",") + "]"))
+	})
+	vs, err := c.ListVariablesExpecting(t.Context(), spec.OwnerProject, 42, 150)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(vs, 250))
+	assert.Check(t, is.Equal(vs[249].Key, "K249"), "pages in order")
+	assert.Check(t, together, "pages 1 and 2 were asked for at once")
+	assert.Check(t, is.Len(pages, 3))
+	assert.Check(t, is.Equal(pages[2], "3"), "page 3 only after pages 1 and 2 answered: %v", pages)
 }

@@ -3,6 +3,7 @@ package gitlab
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	gl "gitlab.com/gitlab-org/api/client-go/v2"
 
@@ -164,43 +165,81 @@ func (c *Client) DeleteVariable(ctx context.Context, v VarRef) error {
 
 // ListVariables lists every variable of an owner (20 per page by default; 100 asked).
 func (c *Client) ListVariables(ctx context.Context, owner spec.OwnerKind, ownerID int64) ([]Variable, error) {
+	return c.ListVariablesExpecting(ctx, owner, ownerID, 0)
+}
+
+// pagesAtOnce bounds the pages ListVariablesExpecting asks for at once.
+const pagesAtOnce = 4
+
+// ListVariablesExpecting is ListVariables for a caller that knows about how many variables
+// there are (fleet's read-back, right after storing them): it asks for the pages that many
+// fill at once rather than one after another, then follows the last one's next page as usual.
+func (c *Client) ListVariablesExpecting(ctx context.Context, owner spec.OwnerKind, ownerID int64, expected int) ([]Variable, error) {
 	o := op{action: fmt.Sprintf("list the CI/CD variables of %s %d", owner, ownerID), object: fmt.Sprintf("%s %d", owner, ownerID), role: varRole(owner)}
 	if owner == spec.OwnerInstance {
 		o = op{action: "list the instance CI/CD variables", object: "the instance", role: varRole(owner)}
 	}
+	first := min(max(1, (expected+99)/100), pagesAtOnce)
+	pages := make([][]Variable, first)
+	next := make([]int64, first)
+	errs := make([]error, first)
+	var wg sync.WaitGroup
+	for i := range first {
+		wg.Go(func() { pages[i], next[i], errs[i] = c.variablesPage(ctx, owner, ownerID, int64(i+1)) })
+	}
+	wg.Wait()
 	var out []Variable
-	lo := gl.ListOptions{PerPage: 100, Page: 1}
-	for {
-		var resp *gl.Response
-		var err error
-		switch owner {
-		case spec.OwnerProject:
-			var vs []*gl.ProjectVariable
-			vs, resp, err = c.gl.ProjectVariables.ListVariables(ownerID, &gl.ListProjectVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
-			for _, pv := range vs {
-				out = append(out, Variable{Key: pv.Key, Scope: pv.EnvironmentScope, Description: pv.Description, Type: string(pv.VariableType), Protected: pv.Protected, Masked: pv.Masked, Hidden: pv.Hidden, Raw: pv.Raw})
-			}
-		case spec.OwnerGroup:
-			var vs []*gl.GroupVariable
-			vs, resp, err = c.gl.GroupVariables.ListVariables(ownerID, &gl.ListGroupVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
-			for _, gv := range vs {
-				out = append(out, Variable{Key: gv.Key, Scope: gv.EnvironmentScope, Description: gv.Description, Type: string(gv.VariableType), Protected: gv.Protected, Masked: gv.Masked, Hidden: gv.Hidden, Raw: gv.Raw})
-			}
-		default:
-			var vs []*gl.InstanceVariable
-			vs, resp, err = c.gl.InstanceVariables.ListVariables(&gl.ListInstanceVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
-			for _, iv := range vs {
-				out = append(out, Variable{Key: iv.Key, Scope: spec.DefaultScope, Description: iv.Description, Type: string(iv.VariableType), Protected: iv.Protected, Masked: iv.Masked, Raw: iv.Raw})
-			}
+	for i := range first {
+		if errs[i] != nil {
+			return nil, wrap(ctx, o, errs[i])
 		}
+		out = append(out, pages[i]...)
+	}
+	for page := next[first-1]; page != 0; {
+		vs, n, err := c.variablesPage(ctx, owner, ownerID, page)
 		if err != nil {
 			return nil, wrap(ctx, o, err)
 		}
-		if resp == nil || resp.NextPage == 0 {
-			return out, nil
-		}
-		lo.Page = resp.NextPage
+		out = append(out, vs...)
+		page = n
 	}
+	return out, nil
+}
+
+// variablesPage is one page of an owner's variables (100 a page) and the next page's number
+// (0 after the last).
+func (c *Client) variablesPage(ctx context.Context, owner spec.OwnerKind, ownerID, page int64) ([]Variable, int64, error) {
+	lo := gl.ListOptions{PerPage: 100, Page: page}
+	var out []Variable
+	var resp *gl.Response
+	var err error
+	switch owner {
+	case spec.OwnerProject:
+		var vs []*gl.ProjectVariable
+		vs, resp, err = c.gl.ProjectVariables.ListVariables(ownerID, &gl.ListProjectVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
+		for _, pv := range vs {
+			out = append(out, Variable{Key: pv.Key, Scope: pv.EnvironmentScope, Description: pv.Description, Type: string(pv.VariableType), Protected: pv.Protected, Masked: pv.Masked, Hidden: pv.Hidden, Raw: pv.Raw})
+		}
+	case spec.OwnerGroup:
+		var vs []*gl.GroupVariable
+		vs, resp, err = c.gl.GroupVariables.ListVariables(ownerID, &gl.ListGroupVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
+		for _, gv := range vs {
+			out = append(out, Variable{Key: gv.Key, Scope: gv.EnvironmentScope, Description: gv.Description, Type: string(gv.VariableType), Protected: gv.Protected, Masked: gv.Masked, Hidden: gv.Hidden, Raw: gv.Raw})
+		}
+	default:
+		var vs []*gl.InstanceVariable
+		vs, resp, err = c.gl.InstanceVariables.ListVariables(&gl.ListInstanceVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
+		for _, iv := range vs {
+			out = append(out, Variable{Key: iv.Key, Scope: spec.DefaultScope, Description: iv.Description, Type: string(iv.VariableType), Protected: iv.Protected, Masked: iv.Masked, Raw: iv.Raw})
+		}
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if resp == nil {
+		return out, 0, nil
+	}
+	return out, resp.NextPage, nil
 }
 
 func varType(t *string) *gl.VariableTypeValue {
