@@ -70,7 +70,9 @@ for t in $tokens; do
 done
 if grep -qE 'glrt-[A-Za-z0-9_-]{6,}|glpat-[A-Za-z0-9_-]{6,}' "$log"; then leaks=$((leaks + 1)); fi
 if [ "$leaks" -eq 0 ]; then
-  echo "no: $(echo "$tokens" | wc -w) runner tokens exist on the server and none appears in anything printed above"
+  n=$(echo "$tokens" | wc -w)
+  if [ "$n" -eq 1 ]; then what="1 runner token exists"; else what="$n runner tokens exist"; fi
+  echo "no: $what on the server and none appears in anything printed above"
 else
   echo "YES: a token was printed; this is a bug" >&2
   exit 1

@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"strings"
+
+	"golang.org/x/term"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/explain"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
@@ -19,6 +22,10 @@ type ExplainCmd struct {
 func (c *ExplainCmd) Run(app *App) error {
 	in := strings.Join(c.Text, " ")
 	if in == "" || in == "-" {
+		if term.IsTerminal(int(os.Stdin.Fd())) {
+			// Otherwise a bare "runner-bootstrap explain" just seems to hang.
+			fmt.Fprintln(app.Stderr, "runner-bootstrap explain: paste the token or error message, then press Ctrl-D (or pass the message as arguments)")
+		}
 		b, err := io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
 		if err != nil {
 			return fail.Usagef("cannot read stdin: %v", err)
