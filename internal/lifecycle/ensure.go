@@ -286,7 +286,23 @@ func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Vari
 	}
 
 	rec := record.Variable{RunnerID: nt.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
-	if err := s.store(ctx, r, v, nt, rec); err != nil {
+	err = s.store(ctx, r, v, nt, rec)
+	if err != nil && gitlab.IsAmbiguous(err) {
+		// No answer: GitLab may have stored the token. Deleting the runner now could leave a
+		// variable holding the token of a deleted runner, so decide from a read, as everywhere
+		// else: the description names the new runner only if this write happened.
+		got, rerr := s.API.GetVariable(ctx, r.Var)
+		if rerr != nil && !gitlab.IsNotFound(rerr) {
+			return res, fmt.Errorf("%w; whether the token of runner %d was stored could not be read back either (%v), so the runner is kept: it is marked, so the next run with the same spec keeps it if its token is stored, or deletes it", err, nt.RunnerID, rerr)
+		}
+		if rerr == nil {
+			if cur, ok := record.ParseVariable(got.Description); ok && cur.RunnerID == nt.RunnerID {
+				log.Warnf("storing the token got no answer (%v), but %s records runner %d: it was stored", err, r.VarName(), nt.RunnerID)
+				err = nil
+			}
+		}
+	}
+	if err != nil {
 		if derr := s.API.DeleteRunner(ctx, nt.RunnerID); derr != nil {
 			return res, fmt.Errorf("%w; runner %d was created but its token could not be stored, and deleting it failed too (%v): it is marked, so the next run with the same spec (or runner-bootstrap prune) deletes it", err, nt.RunnerID, derr)
 		}
@@ -294,8 +310,14 @@ func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Vari
 	}
 	log.Infof("stored its token in %s", r.VarName())
 
-	// Read back: a concurrent run may have stored its own runner after us.
-	if got, err := s.API.GetVariable(ctx, r.Var); err == nil {
+	// Read back: a concurrent run may have stored its own runner after us, or someone deleted
+	// the variable (then no runner may stay whose token is stored nowhere).
+	got, err := s.API.GetVariable(ctx, r.Var)
+	if gitlab.IsNotFound(err) {
+		s.discard(ctx, nt.RunnerID)
+		return res, fail.WithCode(fail.CodeFailure, fmt.Errorf("%s was gone right after the token of runner %d was stored in it (someone deleted it meanwhile), so runner %d was deleted again: run runner-bootstrap create again", r.VarName(), nt.RunnerID, nt.RunnerID))
+	}
+	if err == nil {
 		if cur, ok := record.ParseVariable(got.Description); ok && cur.RunnerID != nt.RunnerID {
 			if cur.RunnerID > nt.RunnerID {
 				s.discard(ctx, nt.RunnerID)

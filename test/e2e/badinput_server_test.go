@@ -244,3 +244,23 @@ func TestStoreNeverOverwritesAForeignVariable(t *testing.T) {
 	assert.Check(t, is.Contains(res.Stderr(), "was not written by runner-bootstrap"))
 	assert.Check(t, len(tg.fake.Runners()) == 0, "the runner whose token could not be stored is deleted")
 }
+
+// TestCreateDecidesFromAReadAfterAnUnansweredStore: GitLab stored the token but the answer was
+// lost; create reads the variable, sees its runner recorded, and keeps the runner (deleting it
+// would leave the variable holding a deleted runner's token). A variable gone right after the
+// store is not a success: the runner is deleted again and the run fails.
+func TestCreateDecidesFromAReadAfterAnUnansweredStore(t *testing.T) {
+	tg := newTarget(t)
+	tg.needFake(t)
+	tg.fake.AddFault(gitlabfake.Fault{Method: "POST", Path: "/projects/*/variables", DropAfterAct: true, Times: 1})
+	res := tg.run(t, tg.seed.MaintainerToken, nil, "create", "--project-id", "42", "-o", "json")
+	res.Assert(t, icmd.Success)
+	tg.storedOK(t, "project", 42, "RUNNER_TOKEN", "*", decode(t, res).RunnerID)
+
+	tg2 := newTarget(t)
+	tg2.needFake(t)
+	tg2.fake.AddFault(gitlabfake.Fault{Method: "GET", Path: "/projects/*/variables/*", Skip: 1, Status: 404, Body: `{"message":"404 Variable Not Found"}`, Times: 1})
+	res = tg2.run(t, tg2.seed.MaintainerToken, nil, "create", "--project-id", "42")
+	res.Assert(t, icmd.Expected{ExitCode: 1, Err: "was gone right after the token of runner"})
+	assert.Check(t, is.Equal(len(tg2.fake.Runners()), 0), "a runner is left whose token is stored nowhere")
+}
