@@ -336,7 +336,7 @@ func newLogger(w io.Writer, level, format string, r *token.Redactor) *logrus.Log
 // sentence ends a message with a full stop.
 func sentence(s string) string {
 	s = strings.TrimSpace(s)
-	if s != "" && !strings.HasSuffix(s, ".") {
+	if s != "" && !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, "?") {
 		s += "."
 	}
 	return s

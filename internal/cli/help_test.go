@@ -170,3 +170,10 @@ func TestRateLimitFlagAndEnvironment(t *testing.T) {
 	assert.Equal(t, code, 2)
 	assert.Check(t, is.Contains(errOut, "--rate-limit 2000000 is out of range"))
 }
+
+// TestTypoGetsOneSentence: kong's suggestion ends in a question mark, not "?.".
+func TestTypoGetsOneSentence(t *testing.T) {
+	code, _, errOut := run(t, nil, "create", "--projectid", "42")
+	assert.Equal(t, code, 2)
+	assert.Check(t, is.Equal(errOut, "runner-bootstrap: unknown flag --projectid, did you mean \"--project-id\"?\n"))
+}
