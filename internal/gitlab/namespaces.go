@@ -57,19 +57,25 @@ func (c *Client) ListDescendants(ctx context.Context, groupID int64) (groups, pr
 		}
 		lo.Page = resp.NextPage
 	}
-	lo.Page = 1
+	projects, err = c.listGroupProjects(ctx, groupID, true)
+	return groups, projects, err
+}
+
+func (c *Client) listGroupProjects(ctx context.Context, groupID int64, includeSubgroups bool) ([]Namespace, error) {
+	o := op{action: "list the projects of group " + idString(groupID), object: "group " + idString(groupID), role: "access to the group"}
+	var projects []Namespace
+	lo := gl.ListOptions{PerPage: 100, Page: 1}
 	for {
-		ps, resp, err := c.gl.Groups.ListGroupProjects(groupID, &gl.ListGroupProjectsOptions{ListOptions: lo, IncludeSubGroups: new(true), Simple: new(true), WithShared: new(false)}, c.idem(ctx)...)
+		ps, resp, err := c.gl.Groups.ListGroupProjects(groupID, &gl.ListGroupProjectsOptions{ListOptions: lo, IncludeSubGroups: new(includeSubgroups), Simple: new(true), WithShared: new(false)}, c.idem(ctx)...)
 		if err != nil {
-			return nil, nil, wrap(ctx, o, err)
+			return nil, wrap(ctx, o, err)
 		}
 		for _, p := range ps {
 			projects = append(projects, Namespace{ID: p.ID, FullPath: p.PathWithNamespace})
 		}
 		if resp == nil || resp.NextPage == 0 {
-			break
+			return projects, nil
 		}
 		lo.Page = resp.NextPage
 	}
-	return groups, projects, nil
 }

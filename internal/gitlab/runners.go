@@ -43,6 +43,11 @@ type Runner struct {
 	MaintenanceNote string     `json:"maintenance_note"`
 	Status          string     `json:"status"`
 	ContactedAt     *time.Time `json:"contacted_at"`
+	// Version is the gitlab-runner version of the most recently contacted manager (deprecated
+	// in REST, may be empty).
+	Version string `json:"version"`
+	// CreatedAt is reported by late 18.x and newer only.
+	CreatedAt *time.Time `json:"created_at"`
 	// TokenExpiresAt is reported by newer GitLab versions only.
 	TokenExpiresAt *time.Time `json:"token_expires_at"`
 	ProjectIDs     []int64    `json:"-"`
@@ -132,6 +137,7 @@ func ownerObject(a RunnerAttrs) string {
 type runnerDetails struct {
 	gl.RunnerDetails
 	TokenExpiresAt *time.Time `json:"token_expires_at"`
+	CreatedAt      *time.Time `json:"created_at"`
 }
 
 // GetRunner calls GET /runners/:id. A missing runner gives an error matching IsNotFound.
@@ -149,7 +155,7 @@ func (c *Client) GetRunner(ctx context.Context, id int64) (*Runner, error) {
 		ID: d.ID, Type: d.RunnerType, Description: d.Description, TagList: d.TagList,
 		RunUntagged: d.RunUntagged, Locked: d.Locked, Paused: d.Paused, AccessLevel: d.AccessLevel,
 		MaximumTimeout: d.MaximumTimeout, MaintenanceNote: d.MaintenanceNote, Status: d.Status,
-		ContactedAt: d.ContactedAt, TokenExpiresAt: d.TokenExpiresAt,
+		ContactedAt: d.ContactedAt, TokenExpiresAt: d.TokenExpiresAt, Version: d.Version, CreatedAt: d.CreatedAt,
 	}
 	for _, p := range d.Projects {
 		r.ProjectIDs = append(r.ProjectIDs, p.ID)

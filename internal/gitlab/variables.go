@@ -41,6 +41,9 @@ type Variable struct {
 	Masked      bool   `json:"masked"`
 	Hidden      bool   `json:"hidden"`
 	Raw         bool   `json:"raw"`
+	// HoldsRunnerToken is set by ListVariables when GitLab returned the value (the variable is
+	// not hidden) and it is a runner authentication token. The value itself is not kept.
+	HoldsRunnerToken bool `json:"-"`
 }
 
 // VariableWrite is a create or update. Nil fields are not sent: an update of a hidden
@@ -218,19 +221,19 @@ func (c *Client) variablesPage(ctx context.Context, owner spec.OwnerKind, ownerI
 		var vs []*gl.ProjectVariable
 		vs, resp, err = c.gl.ProjectVariables.ListVariables(ownerID, &gl.ListProjectVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
 		for _, pv := range vs {
-			out = append(out, Variable{Key: pv.Key, Scope: pv.EnvironmentScope, Description: pv.Description, Type: string(pv.VariableType), Protected: pv.Protected, Masked: pv.Masked, Hidden: pv.Hidden, Raw: pv.Raw})
+			out = append(out, Variable{Key: pv.Key, Scope: pv.EnvironmentScope, Description: pv.Description, Type: string(pv.VariableType), Protected: pv.Protected, Masked: pv.Masked, Hidden: pv.Hidden, Raw: pv.Raw, HoldsRunnerToken: token.IsRunnerToken(pv.Value)})
 		}
 	case spec.OwnerGroup:
 		var vs []*gl.GroupVariable
 		vs, resp, err = c.gl.GroupVariables.ListVariables(ownerID, &gl.ListGroupVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
 		for _, gv := range vs {
-			out = append(out, Variable{Key: gv.Key, Scope: gv.EnvironmentScope, Description: gv.Description, Type: string(gv.VariableType), Protected: gv.Protected, Masked: gv.Masked, Hidden: gv.Hidden, Raw: gv.Raw})
+			out = append(out, Variable{Key: gv.Key, Scope: gv.EnvironmentScope, Description: gv.Description, Type: string(gv.VariableType), Protected: gv.Protected, Masked: gv.Masked, Hidden: gv.Hidden, Raw: gv.Raw, HoldsRunnerToken: token.IsRunnerToken(gv.Value)})
 		}
 	default:
 		var vs []*gl.InstanceVariable
 		vs, resp, err = c.gl.InstanceVariables.ListVariables(&gl.ListInstanceVariablesOptions{ListOptions: lo}, c.idem(ctx)...)
 		for _, iv := range vs {
-			out = append(out, Variable{Key: iv.Key, Scope: spec.DefaultScope, Description: iv.Description, Type: string(iv.VariableType), Protected: iv.Protected, Masked: iv.Masked, Raw: iv.Raw})
+			out = append(out, Variable{Key: iv.Key, Scope: spec.DefaultScope, Description: iv.Description, Type: string(iv.VariableType), Protected: iv.Protected, Masked: iv.Masked, Raw: iv.Raw, HoldsRunnerToken: token.IsRunnerToken(iv.Value)})
 		}
 	}
 	if err != nil {

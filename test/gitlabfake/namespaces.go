@@ -1,6 +1,7 @@
 package gitlabfake
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 )
@@ -51,7 +52,19 @@ type projectJSON struct {
 	Visibility        string        `json:"visibility"`
 	WebURL            string        `json:"web_url"`
 	Namespace         namespaceJSON `json:"namespace"`
+	// RunnersToken is omitted unless the user may see it, and null when disallowed.
+	RunnersToken optionalString `json:"runners_token,omitzero"`
 }
+
+// optionalString is a JSON string that can be absent (zero), null or a value.
+type optionalString struct {
+	set   bool
+	value *string
+}
+
+func (o optionalString) IsZero() bool { return !o.set }
+
+func (o optionalString) MarshalJSON() ([]byte, error) { return json.Marshal(o.value) }
 
 type groupJSON struct {
 	ID          int64  `json:"id"`
@@ -63,6 +76,8 @@ type groupJSON struct {
 	FullName    string `json:"full_name"`
 	FullPath    string `json:"full_path"`
 	ParentID    *int64 `json:"parent_id"`
+	// RunnersToken is omitted unless the user owns the group, and null when disallowed.
+	RunnersToken optionalString `json:"runners_token,omitzero"`
 }
 
 func (s *Server) namespaceEntity(c *call, g *group) namespaceJSON {
@@ -90,6 +105,7 @@ func (s *Server) getProject(c *call) {
 		Visibility:        "private",
 		WebURL:            c.base() + "/" + p.fullPath,
 		Namespace:         s.namespaceEntity(c, s.groupByID(p.groupID)),
+		RunnersToken:      optional(s.projectRunnersToken(c.user, p)),
 	})
 }
 
@@ -101,13 +117,16 @@ func (s *Server) getGroup(c *call) {
 	}
 	ns := s.namespaceEntity(c, g)
 	c.resp.json(http.StatusOK, groupJSON{
-		ID:         g.id,
-		WebURL:     ns.WebURL,
-		Name:       g.path,
-		Path:       g.path,
-		Visibility: "private",
-		FullName:   s.fullName(g.fullPath),
-		FullPath:   g.fullPath,
-		ParentID:   ns.ParentID,
+		ID:           g.id,
+		WebURL:       ns.WebURL,
+		Name:         g.path,
+		Path:         g.path,
+		Visibility:   "private",
+		FullName:     s.fullName(g.fullPath),
+		FullPath:     g.fullPath,
+		ParentID:     ns.ParentID,
+		RunnersToken: optional(s.groupRunnersToken(c.user, g)),
 	})
 }
+
+func optional(v *string, set bool) optionalString { return optionalString{set: set, value: v} }

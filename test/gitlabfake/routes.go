@@ -82,6 +82,9 @@ var routes = []route{
 	endpoint("POST", "/runners/reset_authentication_token", (*Server).resetRunnerTokenByToken, runnerToken),
 	endpoint("DELETE", "/runners", (*Server).deleteRunnerByToken, runnerToken),
 	endpoint("DELETE", "/runners/managers", (*Server).deleteRunnerManager, runnerToken),
+	endpoint("POST", "/jobs/request", (*Server).requestJob, runnerToken),
+
+	endpoint("GET", "/application/settings", (*Server).getApplicationSettings),
 
 	endpoint("GET", "/projects/:id", (*Server).getProject),
 	endpoint("GET", "/projects/:id/runners", (*Server).listProjectRunners),

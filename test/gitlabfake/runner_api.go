@@ -2,7 +2,6 @@ package gitlabfake
 
 import (
 	"net/http"
-	"strings"
 )
 
 // The runner-facing endpoints authenticate with the runner's own token, read from
@@ -89,28 +88,4 @@ func (s *Server) deleteRunnerManager(c *call) {
 	}
 	// not_found!('Runner manager not found') really does produce this text.
 	c.notFound("Runner manager not found")
-}
-
-// POST /runners is legacy registration with a registration token. The fake has
-// registration tokens disabled (the 17.0+ default): a GR1348941 token is a known
-// but disallowed registration token (410); anything else, glrt- included, is not a
-// registration token at all (403).
-func (s *Server) registerLegacyRunner(c *call) {
-	v := &validator{p: c.p}
-	tok, _ := v.requireStr("token")
-	if v.has("active") && v.has("paused") {
-		v.fail("active, paused are mutually exclusive")
-	}
-	if v.has("maintenance_note") && v.has("maintainer_note") {
-		v.fail("maintainer_note, maintenance_note are mutually exclusive")
-	}
-	if v.failed() {
-		c.grapeError(http.StatusBadRequest, v.message())
-		return
-	}
-	if strings.HasPrefix(tok, "GR1348941") {
-		c.message(http.StatusGone, "410 Gone - runner registration disallowed")
-		return
-	}
-	c.forbidden("invalid token supplied")
 }

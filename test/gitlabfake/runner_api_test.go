@@ -145,8 +145,10 @@ func TestLegacyRegistration(t *testing.T) {
 
 	assertResponse(t, rawRequest(t, s, http.MethodPost, "/api/v4/runners", "", map[string]any{"token": "GR1348941abcdefABCDEF"}),
 		410, `{"message":"410 Gone - runner registration disallowed"}`)
+	// RegisterRunnerService: any unknown token, glrt- included, is 410 while the instance
+	// disallows registration tokens, and 403 once it allows them.
 	assertResponse(t, rawRequest(t, s, http.MethodPost, "/api/v4/runners", "", map[string]any{"token": r.Token}),
-		403, `{"message":"403 Forbidden - invalid token supplied"}`)
+		410, `{"message":"410 Gone - runner registration disallowed"}`)
 	assertResponse(t, rawRequest(t, s, http.MethodPost, "/api/v4/runners", "", map[string]any{}), 400, `{"error":"token is missing"}`)
 
 	_, _, err := client(t, s, "").Runners.RegisterNewRunner(&gitlab.RegisterNewRunnerOptions{Token: new("GR1348941xyz")})

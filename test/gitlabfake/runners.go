@@ -51,6 +51,9 @@ type runner struct {
 	updatedAt        time.Time
 	contactedAt      *time.Time
 	creatorID        int64
+	// registrationType is GitLab's registration_type (GraphQL creationMethod):
+	// authenticated_user (POST /user/runners) or registration_token (legacy POST /runners).
+	registrationType string
 	managers         []*manager
 }
 
@@ -453,6 +456,8 @@ func (s *Server) createUserRunner(c *call) {
 		runUntagged:    true,
 		maximumTimeout: maxTimeout,
 		creatorID:      c.user.id,
+
+		registrationType: registrationAuthenticatedUser,
 	}
 	rn.maintenanceNote = note
 	if hasAccess {

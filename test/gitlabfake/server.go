@@ -39,7 +39,10 @@ type Server struct {
 	nextTokenID   int64
 
 	runnerTokenExpiration time.Duration
-	seed                  *Seed
+	// allowRegistrationToken is the instance setting allow_runner_registration_token.
+	allowRegistrationToken bool
+	instanceRunnersToken   string
+	seed                   *Seed
 
 	faults      []*Fault
 	latency     time.Duration
@@ -194,6 +197,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	escaped := r.URL.EscapedPath()
+	if escaped == "/api/graphql" {
+		s.serveGraphQL(w, r)
+		return
+	}
 	if escaped != "/api/v4" && !strings.HasPrefix(escaped, "/api/v4/") {
 		// Outside the API GitLab answers with its HTML 404 page.
 		http.Error(w, "404 Not Found", http.StatusNotFound)

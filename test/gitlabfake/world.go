@@ -42,6 +42,12 @@ type group struct {
 	path     string // last segment
 	fullPath string
 	parentID int64 // 0 for a top-level group
+	// runnersToken is the group's registration token, made on first read as GitLab's
+	// ensure_runners_token! does.
+	runnersToken string
+	// disallowRegistration is the namespace setting allow_runner_registration_token
+	// turned off; only a top-level group's setting counts.
+	disallowRegistration bool
 }
 
 type project struct {
@@ -49,6 +55,8 @@ type project struct {
 	path     string
 	fullPath string
 	groupID  int64
+	// runnersToken is the project's registration token, made on first read.
+	runnersToken string
 }
 
 type memberKey struct {

@@ -54,7 +54,7 @@ func TestGetProjectAndGroup(t *testing.T) {
 
 	resp := rawRequest(t, s, http.MethodGet, "/api/v4/groups/platform%2Frunners", seed.OwnerToken, nil)
 	assertResponse(t, resp, 200, `{"id":11,"web_url":"`+s.URL()+`/groups/platform/runners","name":"runners","path":"runners","description":"",`+
-		`"visibility":"private","full_name":"platform / runners","full_path":"platform/runners","parent_id":10}`)
+		`"visibility":"private","full_name":"platform / runners","full_path":"platform/runners","parent_id":10,"runners_token":null}`)
 
 	// Admins see everything; roles are inherited down the tree.
 	_, _, err = client(t, s, seed.AdminToken).Projects.GetProject(seed.OtherProjectID, nil)
