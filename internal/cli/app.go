@@ -50,6 +50,7 @@ type CLI struct {
 	Render  RenderCmd  `cmd:"" help:"Write the runner token from the job's environment as a Kubernetes Secret, Helm values or a config.toml stanza (for deploy jobs)."`
 	Explain ExplainCmd `cmd:"" help:"Say what a token or a GitLab/gitlab-runner error message is and what to do."`
 	Apply   ApplyCmd   `cmd:"" help:"Ensure every runner of a fleet manifest (fleet.yaml) exists as written, with bounded concurrency; --dry-run prints the plan."`
+	Audit   AuditCmd   `cmd:"" help:"Report what in a group, project or the instance still depends on registration tokens and which runners and token variables need attention (reads only)."`
 
 	Help       HelpCmd       `cmd:"" help:"Show the help of a command: runner-bootstrap help create is runner-bootstrap create --help."`
 	Completion CompletionCmd `cmd:"" help:"Print the shell completion script for bash, zsh or fish: eval \"$$(runner-bootstrap completion bash)\"."`

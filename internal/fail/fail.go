@@ -29,6 +29,8 @@ const (
 	CodeRunnerGone = 11
 	// CodeVariableMissing is returned by status when the variable does not exist or is not managed.
 	CodeVariableMissing = 12
+	// CodeFindings is returned by audit when a finding is at or above --fail-on.
+	CodeFindings = 20
 )
 
 // Error is an error with an exit code.

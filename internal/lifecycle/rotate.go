@@ -200,8 +200,8 @@ func (s *Service) failRevoked(ctx context.Context, r Resolved, rec record.Variab
 	return fail.WithCode(fail.CodeFailure, fmt.Errorf("the token stored in %s was revoked by a concurrent reset of runner %d after %d attempt(s), so its managers would get a dead token%s: make sure only one job rotates this variable at a time (one resource_group per variable) and run runner-bootstrap rotate again", r.VarName(), rec.RunnerID, attempts, mark))
 }
 
-// staleReason says why the stored token is known to be dead, if it is.
-func staleReason(rec record.Variable, runner *gitlab.Runner) (string, bool) {
+// StaleReason says why the stored token is known to be dead, if it is.
+func StaleReason(rec record.Variable, runner *gitlab.Runner) (string, bool) {
 	if rec.RotationPending {
 		return "a previous rotation did not finish, so the stored token is stale", true
 	}
@@ -214,7 +214,7 @@ func staleReason(rec record.Variable, runner *gitlab.Runner) (string, bool) {
 
 // rotationDue decides whether to rotate and says why, in words for the log and JSON.
 func (s *Service) rotationDue(rec record.Variable, runner *gitlab.Runner, window time.Duration) (string, bool) {
-	if reason, stale := staleReason(rec, runner); stale {
+	if reason, stale := StaleReason(rec, runner); stale {
 		return reason, true
 	}
 	if window <= 0 {

@@ -95,7 +95,7 @@ func (s *Service) Status(ctx context.Context, r Resolved, warnWithin time.Durati
 	if runner.TokenExpiresAt != nil {
 		rep.TokenExpiresAt = runner.TokenExpiresAt
 	}
-	if reason, stale := staleReason(rec, runner); stale {
+	if reason, stale := StaleReason(rec, runner); stale {
 		return s.finish(rep, HealthStale, fail.CodeExpiring, reason+"; runner-bootstrap rotate fixes it"), nil
 	}
 	if exp := rep.TokenExpiresAt; exp != nil {

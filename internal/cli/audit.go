@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/audit"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
+)
+
+// AuditCmd reports what still depends on registration tokens and what needs attention.
+type AuditCmd struct {
+	Group            string        `name:"group" placeholder:"ID|PATH" help:"Audit this group: numeric id or full path."`
+	IncludeSubgroups bool          `name:"include-subgroups" help:"With --group, also audit its subgroups and their projects."`
+	ProjectID        string        `name:"project-id" placeholder:"ID|PATH" help:"Audit this project: numeric id or full path."`
+	Instance         bool          `name:"instance" help:"Audit the instance: its setting, every runner and the instance variables (administrator)."`
+	HTML             string        `name:"html" placeholder:"FILE" help:"Write a self-contained HTML report to FILE."`
+	Markdown         string        `name:"markdown" placeholder:"FILE" help:"Write a Markdown report to FILE (for a merge request comment or job summary)."`
+	FailOn           string        `name:"fail-on" enum:"low,medium,high,critical" default:"high" help:"Exit 20 when a finding is at least this severe: low, medium, high or critical."`
+	WarnWithin       time.Duration `name:"warn-within" default:"168h" placeholder:"DURATION" help:"Report stored tokens expiring within this window as token-expires-soon (default 168h, 7 days)."`
+	Concurrency      int           `name:"concurrency" default:"8" help:"Requests in flight at once, 1 to 32."`
+}
+
+// Run implements the command.
+func (c *AuditCmd) Run(app *App) error {
+	if countSet(c.Group != "", c.ProjectID != "", c.Instance) != 1 {
+		return fail.Usagef("audit needs exactly one of --group, --project-id or --instance: what to audit")
+	}
+	if c.IncludeSubgroups && c.Group == "" {
+		return fail.Usagef("--include-subgroups needs --group")
+	}
+	if c.WarnWithin <= 0 {
+		return fail.Usagef("--warn-within %s is not positive: expected a duration such as 168h", c.WarnWithin)
+	}
+	if c.Concurrency < 1 || c.Concurrency > 32 {
+		return fail.Usagef("--concurrency %d is out of range: expected 1 to 32", c.Concurrency)
+	}
+	if c.HTML != "" && c.HTML == c.Markdown {
+		return fail.Usagef("--html and --markdown both name %s: give each report its own file", c.HTML)
+	}
+	client, err := app.Client()
+	if err != nil {
+		return err
+	}
+	o := audit.Options{
+		Kind: spec.OwnerInstance, IncludeSubgroups: c.IncludeSubgroups, WarnWithin: c.WarnWithin,
+		Concurrency: c.Concurrency, Server: serverFor(app),
+		Progress: func(done, total int) {
+			if total >= 50 && (done%50 == 0 || done == total) {
+				app.Log.WithField("progress", fmt.Sprintf("%d/%d", done, total)).Info("reading runners")
+			}
+		},
+	}
+	switch {
+	case c.Group != "":
+		o.Kind, o.Ref = spec.OwnerGroup, strings.TrimSpace(c.Group)
+	case c.ProjectID != "":
+		o.Kind, o.Ref = spec.OwnerProject, strings.TrimSpace(c.ProjectID)
+	}
+	rep, err := audit.Run(app.Ctx, client, o)
+	if err != nil {
+		return err
+	}
+	for _, w := range []struct {
+		path  string
+		write func(io.Writer, audit.Report) error
+	}{{c.Markdown, audit.WriteMarkdown}, {c.HTML, audit.WriteHTML}} {
+		if w.path == "" {
+			continue
+		}
+		if err := writeReport(w.path, rep, w.write); err != nil {
+			return err
+		}
+	}
+	failOn := audit.Severity(c.FailOn)
+	if err := app.Printer().Print(rep, func(w io.Writer) { c.summary(w, rep, failOn) }); err != nil {
+		return err
+	}
+	if worst := rep.Worst(); worst != "" && worst.AtLeast(failOn) {
+		n := 0
+		for _, f := range rep.Findings {
+			if f.Severity.AtLeast(failOn) {
+				n++
+			}
+		}
+		return fail.WithCode(fail.CodeFindings, errors.New(plural(n, "finding")+" at or above --fail-on "+c.FailOn+" (the worst is "+string(worst)+")"))
+	}
+	return nil
+}
+
+// summary is the short text on stdout; the reports and -o json carry everything.
+func (c *AuditCmd) summary(w io.Writer, rep audit.Report, failOn audit.Severity) {
+	version := rep.GitLab.Version
+	if version == "" {
+		version = "version unknown"
+	}
+	line(w, "audit of %s (GitLab %s): %s, %s", rep.Scope.Name(), version, plural(len(rep.Runners), "runner"), plural(len(rep.Findings), "finding"))
+	var counts []string
+	for _, sev := range audit.Severities {
+		counts = append(counts, fmt.Sprintf("%s %d", sev, rep.Summary.Count(sev)))
+	}
+	line(w, "  %s (fail on %s and above)", strings.Join(counts, ", "), failOn)
+	for _, f := range rep.Findings {
+		line(w, "%-8s %-36s %s", strings.ToUpper(string(f.Severity)), f.ID, f.Object)
+	}
+	for _, n := range rep.Notes {
+		line(w, "note: %s", n)
+	}
+	for _, p := range []string{c.Markdown, c.HTML} {
+		if p != "" {
+			line(w, "report: %s", p)
+		}
+	}
+}
+
+func writeReport(path string, rep audit.Report, write func(io.Writer, audit.Report) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fail.Usagef("cannot write the report %s: %v", path, fail.PathCause(err))
+	}
+	if err := write(f, rep); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("write the report %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write the report %s: %w", path, err)
+	}
+	return nil
+}
+
+// serverFor says what audit may assume of the server. Until the capability table reads the
+// version, it is unknown, and audit assumes a current GitLab (managers route, hidden variables).
+func serverFor(app *App) audit.Server {
+	return audit.Server{ManagersAPI: true, HiddenVariables: true}
+}
