@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, and nothing twice:
-#   apt: rsync (gitlab-ci-local), buildah + busybox-static (the image test)
+#   apt: rsync (gitlab-ci-local), buildah + busybox-static (the image test),
+#        chromium (renders audit's HTML report to a screenshot in the e2e test)
 #   npm: node 22 and gitlab-ci-local, into ./tools (git-ignored), because
 #        gitlab-ci-local needs Node >= 22 and the machine may have an older one.
 #   go:  golangci-lint, built from the Go module proxy at a pinned version into tools/bin
@@ -13,7 +14,7 @@ set -euo pipefail
 NODE_MAJOR=22
 GITLAB_CI_LOCAL_VERSION=4.75.1
 GOLANGCI_LINT_VERSION=2.15.0
-APT_PACKAGES=(rsync buildah busybox-static)
+APT_PACKAGES=(rsync buildah busybox-static chromium)
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -88,5 +89,6 @@ echo "golangci-lint   $("$lint_bin" version --short) ($lint_bin)"
 echo "rsync           $(rsync --version | head -n1 | awk '{print $3}')"
 echo "buildah         $(buildah --version | awk '{print $3}')"
 echo "busybox         $(busybox 2>&1 | head -n1 | awk '{print $2}') ($(command -v busybox))"
+echo "chromium        $(chromium --version 2>/dev/null | awk '{print $2}') ($(command -v chromium))"
 echo "node            $("$node_bin" --version) ($node_bin)"
 echo "gitlab-ci-local $("$node_bin" "$gcl_js" --version) ($gcl_js)"
