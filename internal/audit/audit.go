@@ -33,18 +33,6 @@ type API interface {
 
 var _ API = (*gitlab.Client)(nil)
 
-// Server is what the audit knows of the GitLab it reads: its version decides which reads
-// exist and which findings apply.
-type Server struct {
-	// Version is "17.3.2" (without -ee); "" when it could not be read.
-	Version    string
-	Enterprise bool
-	// ManagersAPI: GET /runners/:id/managers exists (17.1+). Assumed when the version is unknown.
-	ManagersAPI bool
-	// HiddenVariables: CI/CD variables can be hidden (17.4+). variable-not-hidden applies only then.
-	HiddenVariables bool
-}
-
 // Options say what to audit.
 type Options struct {
 	// Kind is the scope: group, project or instance.
@@ -56,7 +44,9 @@ type Options struct {
 	WarnWithin time.Duration
 	// Concurrency bounds the requests in flight (default 8).
 	Concurrency int
-	Server      Server
+	// Server is the GitLab being read (its version decides which reads exist and which
+	// findings apply); zero when unknown, and then a current GitLab is assumed.
+	Server gitlab.Server
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Progress is called after each runner is read, for large scopes.
@@ -154,12 +144,6 @@ func (s Scope) Name() string {
 	return "project " + s.Path
 }
 
-// GitLab is the server as the JSON reports it.
-type GitLab struct {
-	Version    string `json:"version"`
-	Enterprise bool   `json:"enterprise"`
-}
-
 // Summary counts findings per severity.
 type Summary struct {
 	Critical int `json:"critical"`
@@ -183,13 +167,13 @@ func (s Summary) Count(sev Severity) int {
 
 // Report is the audit's result; it never holds a token.
 type Report struct {
-	GitLab      GitLab    `json:"gitlab"`
-	Scope       Scope     `json:"scope"`
-	GeneratedAt time.Time `json:"generated_at"`
-	WarnWithin  string    `json:"warn_within"`
-	Summary     Summary   `json:"summary"`
-	Findings    []Finding `json:"findings"`
-	Runners     []Runner  `json:"runners"`
+	GitLab      gitlab.Info `json:"gitlab"`
+	Scope       Scope       `json:"scope"`
+	GeneratedAt time.Time   `json:"generated_at"`
+	WarnWithin  string      `json:"warn_within"`
+	Summary     Summary     `json:"summary"`
+	Findings    []Finding   `json:"findings"`
+	Runners     []Runner    `json:"runners"`
 	// Notes say what could not be read and why (so an empty finding list is not mistaken
 	// for a clean bill of health).
 	Notes []string `json:"notes"`

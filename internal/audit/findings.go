@@ -161,7 +161,7 @@ func (s *scan) build(ctx context.Context, owners []owner, in []int64) Report {
 	}
 	sortFindings(fs)
 	rep := Report{
-		GitLab:      GitLab{Version: s.opts.Server.Version, Enterprise: s.opts.Server.Enterprise},
+		GitLab:      *s.opts.Server.Info(),
 		GeneratedAt: s.now,
 		WarnWithin:  flagDuration(s.opts.WarnWithin),
 		Findings:    append([]Finding{}, fs...),
@@ -216,7 +216,7 @@ func (s *scan) variableFindings(m managedVar) []Finding {
 		obj(IDVariableNotMasked, Critical, fmt.Sprintf("%s holds a runner token but is not masked, so it can show in job logs.", capitalize(name)),
 			"runner-bootstrap delete, then create again, stores it masked and hidden; or mask it in Settings > CI/CD > Variables.")
 	}
-	if !m.v.Hidden && m.owner.kind != spec.OwnerInstance && s.opts.Server.HiddenVariables {
+	if !m.v.Hidden && m.owner.kind != spec.OwnerInstance && s.opts.Server.Has(gitlab.CapMaskedAndHidden) {
 		obj(IDVariableNotHidden, Medium, fmt.Sprintf("%s is not hidden, so project Maintainers and group Owners can read the token in the UI and API.", capitalize(name)),
 			"GitLab cannot hide an existing variable: runner-bootstrap delete, then create again, stores it hidden.")
 	}
@@ -331,7 +331,7 @@ func (s *scan) runnerFindings(d *gitlab.Runner, r Runner, targets map[string]*re
 				"runner-bootstrap prune deletes runners this tool created that no variable references.")
 		}
 	}
-	if oldest := oldestSupported(s.opts.Server.Version); oldest != "" {
+	if oldest := oldestSupported(s.opts.Server); oldest != "" {
 		var old []string
 		for _, m := range r.Managers {
 			if m.Version != "" && compareVersions(m.Version, oldest) < 0 {
@@ -349,12 +349,11 @@ func (s *scan) runnerFindings(d *gitlab.Runner, r Runner, targets map[string]*re
 // oldestSupported is the oldest gitlab-runner minor GitLab still supports next to a server
 // version: the server's minor and the two before it (GitLab's maintenance policy; a major
 // has minors .0 to .11). "" when the server version is unknown.
-func oldestSupported(server string) string {
-	v := parseVersion(server)
-	if v == nil {
+func oldestSupported(server gitlab.Server) string {
+	if !server.Known() {
 		return ""
 	}
-	major, minor := v[0], v[1]-2
+	major, minor := server.Version.Major, server.Version.Minor-2
 	if minor < 0 {
 		major, minor = major-1, minor+12
 	}

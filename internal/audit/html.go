@@ -82,10 +82,7 @@ const (
 
 // WriteHTML writes the report as one self-contained HTML page.
 func WriteHTML(w io.Writer, rep Report) error {
-	v := htmlView{Report: rep, Version: orDash(rep.GitLab.Version), Edition: edition(rep.GitLab)}
-	if rep.GitLab.Version == "" {
-		v.Version = "version unknown"
-	}
+	v := htmlView{Report: rep, Version: rep.GitLab.Version, Edition: edition(rep.GitLab)}
 	for _, sev := range Severities {
 		v.Counts = append(v.Counts, sevCount{sev, rep.Summary.Count(sev)})
 	}

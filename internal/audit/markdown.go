@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 )
 
 // WriteMarkdown writes the report as GitHub/GitLab-flavoured Markdown that fits a merge
@@ -16,11 +18,7 @@ func WriteMarkdown(w io.Writer, rep Report) error {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	p("# Runner audit: %s", md(rep.Scope.Name()))
 	p("")
-	version := rep.GitLab.Version
-	if version == "" {
-		version = "version unknown"
-	}
-	p("GitLab %s, %s, %d runners, generated %s.", md(version), edition(rep.GitLab), len(rep.Runners), rep.GeneratedAt.UTC().Format(time.RFC3339))
+	p("GitLab %s, %s, %d runners, generated %s.", md(rep.GitLab.Version), edition(rep.GitLab), len(rep.Runners), rep.GeneratedAt.UTC().Format(time.RFC3339))
 	p("")
 	p("| severity | findings |")
 	p("|---|---:|")
@@ -72,12 +70,9 @@ var mdEscaper = strings.NewReplacer(
 // md escapes text for a Markdown table cell.
 func md(s string) string { return mdEscaper.Replace(s) }
 
-func edition(g GitLab) string {
+func edition(g gitlab.Info) string {
 	if g.Enterprise {
 		return "Enterprise Edition"
-	}
-	if g.Version == "" {
-		return "edition unknown"
 	}
 	return "Community Edition"
 }

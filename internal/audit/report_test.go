@@ -20,7 +20,7 @@ func fixedReport() Report {
 	at := func(d time.Duration) *time.Time { t := now.Add(d); return &t }
 	v := "project platform/deploy variable RUNNER_TOKEN (scope *)"
 	return Report{
-		GitLab:      GitLab{Version: "18.6.1", Enterprise: true},
+		GitLab:      gitlab.Info{Version: "18.6.1", Enterprise: true},
 		Scope:       Scope{Kind: "group", ID: 10, Path: "platform", IncludeSubgroups: true, Groups: 2, Projects: 2},
 		GeneratedAt: now,
 		WarnWithin:  "168h",
@@ -68,8 +68,8 @@ func TestHTMLEscapesAndPlots(t *testing.T) {
 }
 
 func TestOldestSupported(t *testing.T) {
-	for server, want := range map[string]string{"18.6.1": "18.4.0", "18.1.0-ee": "17.11.0", "18.0.0": "17.10.0", "": ""} {
-		assert.Check(t, is.Equal(oldestSupported(server), want), server)
+	for server, want := range map[gitlab.Version]string{gitlab.V(18, 6, 1): "18.4.0", gitlab.V(18, 1, 0): "17.11.0", gitlab.V(18, 0, 0): "17.10.0", {}: ""} {
+		assert.Check(t, is.Equal(oldestSupported(gitlab.Server{Version: server}), want), server.String())
 	}
 	assert.Check(t, compareVersions("15.11.0", "18.4.0") < 0)
 	assert.Check(t, compareVersions("18.10.1", "18.4.0") > 0)

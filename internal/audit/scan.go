@@ -273,8 +273,8 @@ func (s *scan) readOrigins(ctx context.Context, ids []int64) {
 		return
 	}
 	s.note("GitLab's GraphQL API did not answer (%v), so how runners were created is reported as unknown.", err)
-	if !s.opts.Server.ManagersAPI && s.opts.Server.Version != "" {
-		s.note("GitLab %s has no REST list of runner managers (17.1+), so managers and shared tokens are not reported.", s.opts.Server.Version)
+	if !s.opts.Server.Has(gitlab.CapRunnerManagers) {
+		s.note("GitLab %s has no REST list of runner managers (%s), so managers and shared tokens are not reported.", s.opts.Server.Version, gitlab.Requirement(gitlab.CapRunnerManagers))
 		return
 	}
 	var routeMissing bool

@@ -47,9 +47,13 @@ func (c *AuditCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
+	server, err := client.Server(app.Ctx)
+	if err != nil {
+		return err
+	}
 	o := audit.Options{
 		Kind: spec.OwnerInstance, IncludeSubgroups: c.IncludeSubgroups, WarnWithin: c.WarnWithin,
-		Concurrency: c.Concurrency, Server: serverFor(app),
+		Concurrency: c.Concurrency, Server: server,
 		Progress: func(done, total int) {
 			if total >= 50 && (done%50 == 0 || done == total) {
 				app.Log.WithField("progress", fmt.Sprintf("%d/%d", done, total)).Info("reading runners")
@@ -95,11 +99,7 @@ func (c *AuditCmd) Run(app *App) error {
 
 // summary is the short text on stdout; the reports and -o json carry everything.
 func (c *AuditCmd) summary(w io.Writer, rep audit.Report, failOn audit.Severity) {
-	version := rep.GitLab.Version
-	if version == "" {
-		version = "version unknown"
-	}
-	line(w, "audit of %s (GitLab %s): %s, %s", rep.Scope.Name(), version, plural(len(rep.Runners), "runner"), plural(len(rep.Findings), "finding"))
+	line(w, "audit of %s (GitLab %s): %s, %s", rep.Scope.Name(), rep.GitLab.Version, plural(len(rep.Runners), "runner"), plural(len(rep.Findings), "finding"))
 	var counts []string
 	for _, sev := range audit.Severities {
 		counts = append(counts, fmt.Sprintf("%s %d", sev, rep.Summary.Count(sev)))
@@ -131,10 +131,4 @@ func writeReport(path string, rep audit.Report, write func(io.Writer, audit.Repo
 		return fmt.Errorf("write the report %s: %w", path, err)
 	}
 	return nil
-}
-
-// serverFor says what audit may assume of the server. Until the capability table reads the
-// version, it is unknown, and audit assumes a current GitLab (managers route, hidden variables).
-func serverFor(app *App) audit.Server {
-	return audit.Server{ManagersAPI: true, HiddenVariables: true}
 }

@@ -35,6 +35,9 @@ const (
 	CapTokenExpiryAtCreate Capability = "token_expiry_at_create"
 	// CapRunnerTokenExpiryRead: GET /runners/:id reports token_expires_at.
 	CapRunnerTokenExpiryRead Capability = "runner_token_expiry_read"
+	// CapRunnerCreationMethod: GraphQL CiRunner.creationMethod (an experiment from 17.0) says
+	// whether a runner was registered with a registration token.
+	CapRunnerCreationMethod Capability = "runner_creation_method"
 )
 
 // CapabilityRow is one row of the capability table: from which release (and edition) GitLab
@@ -107,6 +110,11 @@ var capabilityTable = []CapabilityRow{
 		Capability: CapRunnerTokenExpiryRead, Feature: "`token_expires_at` in `GET /runners/:id`", Since: V(19, 0, 0),
 		MatrixRow: "#8", Inferred: true,
 		Older: "the expiry recorded when the token was stored is used; a rotation made outside the tool is not detected",
+	},
+	{
+		Capability: CapRunnerCreationMethod, Feature: "GraphQL `CiRunner.creationMethod`", Since: V(17, 0, 0),
+		MatrixRow: "#8 (REST has no creation method; GraphQL since 17.0: field-2026 §1.3)",
+		Older:     "`audit` reports how each runner was created as `unknown`",
 	},
 }
 

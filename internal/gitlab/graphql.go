@@ -28,7 +28,8 @@ type RunnerOrigin struct {
 const runnerOriginBatch = 20
 
 // runnerOriginFields are GitLab's own CiRunner field names; a wrong one fails the query.
-const runnerOriginFields = `id creationMethod createdAt createdBy { username }
+// creationMethod is asked only where it exists (17.0+), since an unknown field fails it all.
+const runnerOriginFields = `id %screatedAt createdBy { username }
     managers { nodes { systemId status version platformName contactedAt createdAt } }`
 
 // ErrGraphQL is wrapped by every error of a GraphQL query that GitLab refused or could not
@@ -61,16 +62,20 @@ type gqlRunner struct {
 // does not show to the token's user are missing from the map.
 func (c *Client) RunnerOrigins(ctx context.Context, ids []int64) (map[int64]RunnerOrigin, error) {
 	out := make(map[int64]RunnerOrigin, len(ids))
+	fields := fmt.Sprintf(runnerOriginFields, "creationMethod ")
+	if srv, err := c.Server(ctx); err == nil && !srv.Has(CapRunnerCreationMethod) {
+		fields = fmt.Sprintf(runnerOriginFields, "")
+	}
 	for start := 0; start < len(ids); start += runnerOriginBatch {
 		batch := ids[start:min(start+runnerOriginBatch, len(ids))]
-		if err := c.runnerOriginBatch(ctx, batch, out); err != nil {
+		if err := c.runnerOriginBatch(ctx, batch, fields, out); err != nil {
 			return out, err
 		}
 	}
 	return out, nil
 }
 
-func (c *Client) runnerOriginBatch(ctx context.Context, ids []int64, out map[int64]RunnerOrigin) error {
+func (c *Client) runnerOriginBatch(ctx context.Context, ids []int64, fields string, out map[int64]RunnerOrigin) error {
 	var q strings.Builder
 	vars := map[string]any{}
 	params := make([]string, 0, len(ids))
@@ -80,7 +85,7 @@ func (c *Client) runnerOriginBatch(ctx context.Context, ids []int64, out map[int
 	}
 	fmt.Fprintf(&q, "query runnerOrigins(%s) {\n", strings.Join(params, ", "))
 	for i := range ids {
-		fmt.Fprintf(&q, "  r%d: runner(id: $r%d) { %s }\n", i, i, runnerOriginFields)
+		fmt.Fprintf(&q, "  r%d: runner(id: $r%d) { %s }\n", i, i, fields)
 	}
 	q.WriteString("}")
 	var resp struct {

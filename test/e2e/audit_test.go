@@ -175,9 +175,10 @@ func TestAuditSeededGroup(t *testing.T) {
 		"stale-runner":                         {runner("stale")},
 		"orphan-runner":                        {runner("orphan")},
 		"runner-missing":                       {"project platform/deploy variable GONE_TOKEN (scope *)"},
+		"runner-version-outdated":              {runner("legacy")},
 	}
 	assert.Check(t, is.DeepEqual(got, want))
-	assert.Check(t, is.DeepEqual(rep.Summary, map[string]int{"critical": 3, "high": 8, "medium": 5, "low": 1}))
+	assert.Check(t, is.DeepEqual(rep.Summary, map[string]int{"critical": 3, "high": 8, "medium": 5, "low": 2}))
 	assert.Check(t, is.Equal(rep.Scope["path"], "platform"))
 
 	byID := map[int64]int{}

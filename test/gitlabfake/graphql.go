@@ -94,7 +94,11 @@ type UserCore {
 }
 `
 
-var graphQLSchema = graphql.MustParseSchema(gitlabSchema, &gqlQuery{})
+var (
+	graphQLSchema = graphql.MustParseSchema(gitlabSchema, &gqlQuery{})
+	// graphQLSchema16 is before 17.0, when CiRunner had no creationMethod yet.
+	graphQLSchema16 = graphql.MustParseSchema(strings.Replace(gitlabSchema, "  creationMethod: CiRunnerCreationMethod\n", "", 1), &gqlQuery{})
+)
 
 // gqlRequest is the POST body: GitLab also takes operationName.
 type gqlRequest struct {
@@ -156,7 +160,11 @@ func (s *Server) handleGraphQL(r *http.Request, body []byte) *response {
 		return c.resp
 	}
 	ctx := context.WithValue(r.Context(), gqlCtxKey{}, gqlCtx{s: s, u: u})
-	c.resp.json(http.StatusOK, graphQLSchema.Exec(ctx, req.Query, req.OperationName, req.Variables))
+	schema := graphQLSchema
+	if !s.release.at(17, 0) {
+		schema = graphQLSchema16
+	}
+	c.resp.json(http.StatusOK, schema.Exec(ctx, req.Query, req.OperationName, req.Variables))
 	return c.resp
 }
 
