@@ -49,8 +49,8 @@ type Options struct {
 	Server gitlab.Server
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// Progress is called after each runner is read, for large scopes.
-	Progress func(done, total int)
+	// Progress is called after each runner is read (one call at a time), for large scopes.
+	Progress func(runnerID int64, done, total int)
 }
 
 // Severity orders findings; the exit code compares against --fail-on.

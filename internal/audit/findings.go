@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
@@ -405,17 +406,8 @@ func roundDuration(d time.Duration) string {
 	return fmt.Sprintf("%d minutes", int(d.Round(time.Minute)/time.Minute))
 }
 
-// flagDuration writes a duration as a flag value: 168h, not 168h0m0s.
-func flagDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
+// flagDuration writes a duration as a flag value: 7d, not 168h0m0s.
+func flagDuration(d time.Duration) string { return duration.Duration(d).String() }
 
 func capitalize(s string) string {
 	if s == "" {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"sort"
 	"time"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 )
 
 // The HTML report is one self-contained page: inline CSS, an inline SVG chart, no script,
@@ -86,7 +88,7 @@ func WriteHTML(w io.Writer, rep Report) error {
 	for _, sev := range Severities {
 		v.Counts = append(v.Counts, sevCount{sev, rep.Summary.Count(sev)})
 	}
-	warn, err := time.ParseDuration(rep.WarnWithin)
+	warn, err := duration.Parse("warn_within", rep.WarnWithin)
 	if err != nil || warn <= 0 {
 		warn = 7 * 24 * time.Hour
 	}

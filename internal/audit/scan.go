@@ -231,7 +231,7 @@ func (s *scan) readRunners(ctx context.Context, owners []owner) []int64 {
 		}
 		done++
 		if s.opts.Progress != nil {
-			s.opts.Progress(done, len(all))
+			s.opts.Progress(id, done, len(all))
 		}
 	})
 	var in []int64
@@ -306,12 +306,10 @@ func forEach(ctx context.Context, n, conc int, fn func(i int)) {
 	var wg sync.WaitGroup
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-sem }()
 			fn(i)
-		}()
+		})
 	}
 	wg.Wait()
 }

@@ -6,24 +6,25 @@ import (
 	"io"
 	"os"
 	"strings"
-	"time"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/audit"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/progress"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 )
 
 // AuditCmd reports what still depends on registration tokens and what needs attention.
 type AuditCmd struct {
-	Group            string        `name:"group" placeholder:"ID|PATH" help:"Audit this group: numeric id or full path."`
-	IncludeSubgroups bool          `name:"include-subgroups" help:"With --group, also audit its subgroups and their projects."`
-	ProjectID        string        `name:"project-id" placeholder:"ID|PATH" help:"Audit this project: numeric id or full path."`
-	Instance         bool          `name:"instance" help:"Audit the instance: its setting, every runner and the instance variables (administrator)."`
-	HTML             string        `name:"html" placeholder:"FILE" help:"Write a self-contained HTML report to FILE."`
-	Markdown         string        `name:"markdown" placeholder:"FILE" help:"Write a Markdown report to FILE (for a merge request comment or job summary)."`
-	FailOn           string        `name:"fail-on" enum:"low,medium,high,critical" default:"high" help:"Exit 20 when a finding is at least this severe: low, medium, high or critical."`
-	WarnWithin       time.Duration `name:"warn-within" default:"168h" placeholder:"DURATION" help:"Report stored tokens expiring within this window as token-expires-soon (default 168h, 7 days)."`
-	Concurrency      int           `name:"concurrency" default:"8" help:"Requests in flight at once, 1 to 32."`
+	Group            string            `name:"group" placeholder:"ID|PATH" help:"Audit this group: numeric id or full path."`
+	IncludeSubgroups bool              `name:"include-subgroups" help:"With --group, also audit its subgroups and their projects."`
+	ProjectID        string            `name:"project-id" placeholder:"ID|PATH" help:"Audit this project: numeric id or full path."`
+	Instance         bool              `name:"instance" help:"Audit the instance: its setting, every runner and the instance variables (administrator)."`
+	HTML             string            `name:"html" placeholder:"FILE" help:"Write a self-contained HTML report to FILE."`
+	Markdown         string            `name:"markdown" placeholder:"FILE" help:"Write a Markdown report to FILE (for a merge request comment or job summary)."`
+	FailOn           string            `name:"fail-on" enum:"low,medium,high,critical" default:"high" help:"Exit 20 when a finding is at least this severe: low, medium, high or critical."`
+	WarnWithin       duration.Duration `name:"warn-within" default:"7d" placeholder:"DURATION" help:"Report stored tokens expiring within this window as token-expires-soon, e.g. 72h or 7d (default 7d)."`
+	Concurrency      int               `name:"concurrency" default:"8" help:"Requests in flight at once, 1 to 32."`
 }
 
 // Run implements the command.
@@ -35,7 +36,7 @@ func (c *AuditCmd) Run(app *App) error {
 		return fail.Usagef("--include-subgroups needs --group")
 	}
 	if c.WarnWithin <= 0 {
-		return fail.Usagef("--warn-within %s is not positive: expected a duration such as 168h", c.WarnWithin)
+		return fail.Usagef("--warn-within %s is not positive: expected a duration such as 72h or 7d", c.WarnWithin)
 	}
 	if c.Concurrency < 1 || c.Concurrency > 32 {
 		return fail.Usagef("--concurrency %d is out of range: expected 1 to 32", c.Concurrency)
@@ -51,13 +52,24 @@ func (c *AuditCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
+	// Small scopes finish before progress would help; audit calls Progress one at a time.
+	var task *progress.Task
+	defer func() {
+		if task != nil {
+			task.Finish()
+		}
+	}()
 	o := audit.Options{
-		Kind: spec.OwnerInstance, IncludeSubgroups: c.IncludeSubgroups, WarnWithin: c.WarnWithin,
+		Kind: spec.OwnerInstance, IncludeSubgroups: c.IncludeSubgroups, WarnWithin: c.WarnWithin.D(),
 		Concurrency: c.Concurrency, Server: server,
-		Progress: func(done, total int) {
-			if total >= 50 && (done%50 == 0 || done == total) {
-				app.Log.WithField("progress", fmt.Sprintf("%d/%d", done, total)).Info("reading runners")
+		Progress: func(runnerID int64, done, total int) {
+			if total < 20 {
+				return
 			}
+			if task == nil {
+				task = app.Progress("audit", fmt.Sprintf("Reading %d runners", total), total)
+			}
+			task.Done(fmt.Sprintf("runner %d", runnerID), "read")
 		},
 	}
 	switch {

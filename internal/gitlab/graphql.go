@@ -32,10 +32,6 @@ const runnerOriginBatch = 20
 const runnerOriginFields = `id %screatedAt createdBy { username }
     managers { nodes { systemId status version platformName contactedAt createdAt } }`
 
-// ErrGraphQL is wrapped by every error of a GraphQL query that GitLab refused or could not
-// run (no GraphQL endpoint, an unknown field on an older version, a query error).
-var ErrGraphQL = errors.New("graphql")
-
 type gqlManager struct {
 	SystemID     string     `json:"systemId"`
 	Status       string     `json:"status"`
@@ -97,10 +93,10 @@ func (c *Client) runnerOriginBatch(ctx context.Context, ids []int64, fields stri
 	action := "ask GitLab's GraphQL API how runners were created"
 	// A query is a read, so it is retried like a GET.
 	if _, err := c.gl.GraphQL.Do(gl.GraphQLQuery{Query: q.String(), Variables: vars}, &resp, c.idem(ctx)...); err != nil {
-		return fmt.Errorf("%w: %w", ErrGraphQL, wrap(ctx, op{action: action, object: "the GraphQL API (/api/graphql)", role: "the api or read_api scope"}, unwrapGraphQL(err)))
+		return wrap(ctx, op{action: action, object: "the GraphQL API (/api/graphql)", role: "the api or read_api scope"}, unwrapGraphQL(err))
 	}
 	if len(resp.Errors) > 0 {
-		return fmt.Errorf("%w: cannot %s: GitLab answered %q", ErrGraphQL, action, firstSentence(resp.Errors[0].Message))
+		return fmt.Errorf("cannot %s: GitLab answered %q", action, firstSentence(resp.Errors[0].Message))
 	}
 	for _, r := range resp.Data {
 		if r == nil {

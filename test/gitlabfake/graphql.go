@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -169,14 +170,7 @@ func (s *Server) handleGraphQL(r *http.Request, body []byte) *response {
 }
 
 func hasAnyScope(have []string, want ...string) bool {
-	for _, h := range have {
-		for _, w := range want {
-			if h == w {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(have, func(h string) bool { return slices.Contains(want, h) })
 }
 
 func gqlErrors(msg string) map[string]any {

@@ -21,7 +21,7 @@ import (
 const repoRoot = "../.."
 
 // components are the CI/CD components, in the order the docs present them.
-var components = []string{"create-runner", "rotate-token", "delete-runner", "apply-fleet"}
+var components = []string{"create-runner", "rotate-token", "delete-runner", "apply-fleet", "audit"}
 
 // input is one entry of a component's spec:inputs.
 type input struct {

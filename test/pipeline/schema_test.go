@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -95,6 +96,9 @@ var overrides = map[string]any{
 	"dry_run":                    true,
 	"prune":                      true,
 	"timeout":                    "1h",
+	"include_subgroups":          false,
+	"fail_on":                    "critical",
+	"warn_within":                "72h",
 }
 
 // contract lists the inputs fixed by the product contract (shared/contract.md) with the
@@ -123,7 +127,15 @@ var contract = map[string]map[string]any{
 	"apply-fleet": {
 		"as": "apply-fleet", "stage": nil, "image": nil, "rules": []any{map[string]any{"when": "on_success"}},
 	},
+	"audit": {
+		"as": "audit", "stage": nil, "image": nil, "rules": []any{map[string]any{"when": "on_success"}},
+		"group_id": nil, "project_id": nil, "include_subgroups": nil, "fail_on": "high", "warn_within": nil,
+	},
 }
+
+// readOnly are the components whose job only reads: they need no resource group and may be
+// interrupted.
+var readOnly = map[string]bool{"audit": true}
 
 // contractTypes are the input types the contract implies.
 var contractTypes = map[string]string{
@@ -176,11 +188,15 @@ func checkJob(t *testing.T, c component, body *yaml.Node, jobName string) {
 	assert.Assert(t, is.Len(root.Content, 2), "%s: the body must be exactly one job and nothing global", c.Path)
 	assert.Check(t, is.Equal(root.Content[0].Value, jobName))
 	job := root.Content[1]
-	for _, key := range []string{"stage", "image", "rules", "resource_group", "variables", "script"} {
+	keys := []string{"stage", "image", "rules", "variables", "script"}
+	if !readOnly[c.Name] {
+		keys = append(keys, "resource_group")
+	}
+	for _, key := range keys {
 		assert.Check(t, mappingValue(job, key) != nil, "%s: the job has no %s", c.Path, key)
 	}
 	assert.Check(t, is.Equal(mappingValue(job, "rules").Kind, yaml.SequenceNode), "%s: rules must come from the array input", c.Path)
-	assert.Check(t, is.Equal(mappingValue(job, "interruptible").Value, "false"))
+	assert.Check(t, is.Equal(mappingValue(job, "interruptible").Value, strconv.FormatBool(readOnly[c.Name])))
 }
 
 func TestTemplateInputs(t *testing.T) {
