@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/bounded"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
@@ -264,6 +265,9 @@ func (s *scan) readOrigins(ctx context.Context, ids []int64) {
 	if len(ids) == 0 {
 		return
 	}
+	if !s.opts.Server.Has(gitlab.CapRunnerCreationMethod) {
+		s.note("GitLab %s cannot say how runners were created (GraphQL CiRunner.creationMethod arrived in %s), so runners registered with a registration token are not found and every creation method is unknown.", s.opts.Server.Version, gitlab.Requirement(gitlab.CapRunnerCreationMethod))
+	}
 	origins, err := s.api.RunnerOrigins(ctx, ids)
 	if err == nil {
 		s.origins = origins
@@ -300,19 +304,8 @@ func (s *scan) readOrigins(ctx context.Context, ids []int64) {
 	})
 }
 
-// forEach runs fn(i) for i in [0,n) with at most conc at once, like fleet's apply.
-func forEach(ctx context.Context, n, conc int, fn func(i int)) {
-	sem := make(chan struct{}, max(conc, 1))
-	var wg sync.WaitGroup
-	for i := 0; i < n && ctx.Err() == nil; i++ {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			fn(i)
-		})
-	}
-	wg.Wait()
-}
+// forEach runs fn(i) for i in [0,n) with at most conc at once, as apply does.
+var forEach = bounded.ForEach
 
 func sortFindings(fs []Finding) {
 	sort.SliceStable(fs, func(i, j int) bool {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/bounded"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
@@ -100,24 +101,7 @@ func (s *snapshot) listVariablesExpecting(ctx context.Context, o ownerKey) ([]gi
 }
 
 // forEach runs fn(i) for i in [0,n) with at most conc running at once.
-func forEach(ctx context.Context, n, conc int, fn func(i int)) {
-	if conc < 1 {
-		conc = 1
-	}
-	sem := make(chan struct{}, conc)
-	var wg sync.WaitGroup
-	for i := range n {
-		if ctx.Err() != nil {
-			break
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			fn(i)
-		})
-	}
-	wg.Wait()
-}
+var forEach = bounded.ForEach
 
 // resolveAll looks every project and group up once.
 func (s *snapshot) resolveAll(ctx context.Context, refs []nsKey, conc int) {

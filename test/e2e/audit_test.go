@@ -16,6 +16,8 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/icmd"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/test/gitlabfake"
 )
 
 type auditReport struct {
@@ -274,4 +276,64 @@ func checkHTML(t *testing.T, page string, rep auditReport) {
 	}
 	// The timeline plots each managed runner with an expiry: one circle per point.
 	assert.Check(t, strings.Count(page, "<circle ") >= 3)
+}
+
+// TestAuditOlderGitLab: on 16.11 GraphQL has no creationMethod (the query leaves it out, so
+// it still answers) and there is no REST managers route; managers still come from GraphQL.
+func TestAuditOlderGitLab(t *testing.T) {
+	fake, seed := gitlabfake.NewTest(t, gitlabfake.GitLab("16.11.0", ""))
+	tg := &target{url: seed.URL, fake: fake, seed: seed, secrets: []string{seed.AdminToken, seed.OwnerToken}}
+	fake.SetRegistrationTokensAllowed(true)
+	code, reg := runnerCall(t, tg, "/runners", map[string]any{"token": fake.RegistrationToken("project", 42), "description": "legacy"})
+	assert.Equal(t, code, http.StatusCreated)
+	for _, sys := range []string{"s_old000000001", "s_old000000002"} {
+		code, _ = runnerCall(t, tg, "/jobs/request", map[string]any{"token": reg["token"], "system_id": sys, "info": map[string]any{"version": "16.11.0"}})
+		assert.Equal(t, code, http.StatusNoContent)
+	}
+	res := tg.run(t, seed.AdminToken, nil, "audit", "-o", "json", "--project-id", "platform/deploy")
+	res.Assert(t, icmd.Expected{ExitCode: 20})
+	rep := decodeAudit(t, res)
+	assert.Check(t, is.Equal(rep.GitLab["version"], "16.11.0"))
+	assert.Assert(t, is.Len(rep.Runners, 1))
+	assert.Check(t, is.Equal(rep.Runners[0].CreationMethod, "unknown"))
+	assert.Check(t, is.Len(rep.Runners[0].Managers, 2), "managers come from GraphQL where REST has no route")
+	ids := map[string]bool{}
+	for _, f := range rep.Findings {
+		ids[f.ID] = true
+	}
+	assert.Check(t, ids["shared-token"] && ids["registration-tokens-enabled"] && !ids["runner-uses-registration-token"], "%v", ids)
+	assert.Check(t, is.Contains(strings.Join(rep.Notes, " "), "cannot say how runners were created"))
+	for _, r := range fake.Requests() {
+		assert.Check(t, !strings.HasSuffix(r.Path, "/managers"), "audit asked the REST managers route, which 16.11 lacks")
+	}
+}
+
+// TestAuditInstance: an administrator audits the instance (its setting, every runner, the
+// instance variables); anyone else is refused with exit 3 before any report is written.
+func TestAuditInstance(t *testing.T) {
+	tg := newTarget(t)
+	tg.needFake(t)
+	tg.fake.SetRegistrationTokensAllowed(true)
+	r := tg.run(t, tg.seed.AdminToken, nil, "create", "-o", "json", "--runner-type", "instance_type", "--description", "shared")
+	r.Assert(t, icmd.Success)
+	id := decode(t, r).RunnerID
+	res := tg.run(t, tg.seed.AdminToken, nil, "audit", "-o", "json", "--instance", "--fail-on", "critical")
+	res.Assert(t, icmd.Success)
+	rep := decodeAudit(t, res)
+	assert.Check(t, is.Equal(rep.Scope["kind"], "instance"))
+	assert.Assert(t, is.Len(rep.Runners, 1))
+	assert.Check(t, is.Equal(rep.Runners[0].ID, id))
+	assert.Check(t, rep.Runners[0].Managed && rep.Runners[0].Variable != nil)
+	var got []string
+	for _, f := range rep.Findings {
+		got = append(got, f.ID)
+	}
+	// Instance variables can never be hidden, so only the instance setting is reported.
+	assert.Check(t, is.DeepEqual(got, []string{"registration-tokens-enabled-instance"}))
+
+	html := filepath.Join(t.TempDir(), "audit.html")
+	denied := tg.run(t, tg.seed.OwnerToken, nil, "audit", "--instance", "--html", html)
+	denied.Assert(t, icmd.Expected{ExitCode: 3})
+	_, err := os.Stat(html)
+	assert.Check(t, os.IsNotExist(err), "no report for a scope that could not be read")
 }

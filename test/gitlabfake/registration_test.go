@@ -112,3 +112,14 @@ func TestGraphQLRunnerFields(t *testing.T) {
 	assert.Equal(t, rawRequest(t, s, http.MethodPost, "/api/graphql", "glpat-nope", map[string]any{"query": query}).Status, 401)
 	assert.Equal(t, rawRequest(t, s, http.MethodPost, "/api/graphql", seed.CreateRunnerOnlyToken, map[string]any{"query": query}).Status, 403)
 }
+
+// Before 17.0 CiRunner has no creationMethod: asking for it fails the query, as on GitLab.
+func TestGraphQLCreationMethodFrom17(t *testing.T) {
+	s, seed := NewTest(t, GitLab("16.11.0", ""))
+	r := projectRunner(t, s, seed, nil)
+	q := func(fields string) rawResponse {
+		return rawRequest(t, s, http.MethodPost, "/api/graphql", seed.OwnerToken, map[string]any{"query": `{ runner(id: "gid://gitlab/Ci::Runner/` + itoa(r.ID) + `") { ` + fields + ` } }`})
+	}
+	assert.Check(t, is.Contains(q("id creationMethod").Body, `"errors"`))
+	assert.Check(t, is.Contains(q("id createdAt").Body, `"data":{"runner":{"id"`))
+}
