@@ -1,16 +1,18 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/audit"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/progress"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/safefile"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 )
 
@@ -43,6 +45,17 @@ func (c *AuditCmd) Run(app *App) error {
 	}
 	if c.HTML != "" && c.HTML == c.Markdown {
 		return fail.Usagef("--html and --markdown both name %s: give each report its own file", c.HTML)
+	}
+	reports := []struct {
+		flag, path string
+		write      func(io.Writer, audit.Report) error
+	}{{"--markdown", c.Markdown, audit.WriteMarkdown}, {"--html", c.HTML, audit.WriteHTML}}
+	for _, r := range reports {
+		if r.path != "" {
+			if err := safefile.Check(r.flag, r.path); err != nil {
+				return err
+			}
+		}
 	}
 	client, err := app.Client()
 	if err != nil {
@@ -82,14 +95,16 @@ func (c *AuditCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	for _, w := range []struct {
-		path  string
-		write func(io.Writer, audit.Report) error
-	}{{c.Markdown, audit.WriteMarkdown}, {c.HTML, audit.WriteHTML}} {
-		if w.path == "" {
+	for _, r := range reports {
+		if r.path == "" {
 			continue
 		}
-		if err := writeReport(w.path, rep, w.write); err != nil {
+		// The reports hold no token, so they are readable by others (a job's artifacts).
+		var b bytes.Buffer
+		if err := r.write(&b, rep); err != nil {
+			return err
+		}
+		if err := safefile.Write(r.flag, r.path, b.Bytes(), safefile.Public); err != nil {
 			return err
 		}
 	}
@@ -104,14 +119,14 @@ func (c *AuditCmd) Run(app *App) error {
 				n++
 			}
 		}
-		return fail.WithCode(fail.CodeFindings, errors.New(plural(n, "finding")+" at or above --fail-on "+c.FailOn+" (the worst is "+string(worst)+")"))
+		return fail.WithCode(fail.CodeFindings, errors.New(output.Plural(n, "finding", "findings")+" at or above --fail-on "+c.FailOn+" (the worst is "+string(worst)+")"))
 	}
 	return nil
 }
 
 // summary is the short text on stdout; the reports and -o json carry everything.
 func (c *AuditCmd) summary(w io.Writer, rep audit.Report, failOn audit.Severity) {
-	line(w, "audit of %s (GitLab %s): %s, %s", rep.Scope.Name(), rep.GitLab.Version, plural(len(rep.Runners), "runner"), plural(len(rep.Findings), "finding"))
+	line(w, "audit of %s (GitLab %s): %s, %s", rep.Scope.Name(), rep.GitLab.Version, output.Plural(len(rep.Runners), "runner", "runners"), output.Plural(len(rep.Findings), "finding", "findings"))
 	var counts []string
 	for _, sev := range audit.Severities {
 		counts = append(counts, fmt.Sprintf("%s %d", sev, rep.Summary.Count(sev)))
@@ -128,19 +143,4 @@ func (c *AuditCmd) summary(w io.Writer, rep audit.Report, failOn audit.Severity)
 			line(w, "report: %s", p)
 		}
 	}
-}
-
-func writeReport(path string, rep audit.Report, write func(io.Writer, audit.Report) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return fail.Usagef("cannot write the report %s: %v", path, fail.PathCause(err))
-	}
-	if err := write(f, rep); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("write the report %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write the report %s: %w", path, err)
-	}
-	return nil
 }

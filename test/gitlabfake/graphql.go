@@ -130,7 +130,8 @@ func (s *Server) handleGraphQL(r *http.Request, body []byte) *response {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := &call{s: s, r: r, resp: newResponse()}
-	if s.rateLimit > 0 {
+	c.resp.header.Set("Date", s.now().Format(http.TimeFormat))
+	if s.throttleCfg.Requests > 0 {
 		if u := s.identify(r, body); u != nil && !s.throttle(c, u) {
 			return c.resp
 		}
