@@ -36,7 +36,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	envFile := fs.String("env-file", "", "write GITLAB_URL and the seed tokens to this file")
 	expiration := fs.Duration("runner-token-expiration", 0, "runner token lifetime (0: never expire)")
 	latency := fs.Duration("latency", 0, "latency added to every API request")
-	rateLimit := fs.Int("rate-limit", 0, "authenticated API requests per minute per user (0: off)")
+	rateLimit := fs.Int("rate-limit", 0, "authenticated API requests per period per user (0: off)")
+	ratePeriod := fs.Duration("rate-limit-period", time.Minute, "the throttle's fixed window (GitLab's throttle_authenticated_api_period_in_seconds)")
+	rateHeaders := fs.Bool("rate-limit-headers", true, "RateLimit-* headers on unthrottled answers too (GitLab's rate_limiting_headers_for_unthrottled_requests flag); false: only on a 429")
 	version := fs.String("gitlab-version", gitlabfake.NewestVersion+"-ee", "GitLab release to emulate: X.Y.Z (CE) or X.Y.Z-ee (EE)")
 	tier := fs.String("tier", "", "licence tier of an EE release: free, premium or ultimate (default premium)")
 	if err := fs.Parse(args); err != nil {
@@ -58,7 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	s.SetBaseURL(url)
 	s.SetRunnerTokenExpiration(*expiration)
 	s.SetLatency(*latency)
-	s.SetRateLimit(*rateLimit)
+	s.SetThrottle(gitlabfake.Throttle{Requests: *rateLimit, Period: *ratePeriod, HeadersOnEveryAnswer: *rateHeaders})
 	env := "GITLAB_URL=" + url + "\nGITLAB_API_URL=" + url + "/api/v4\n"
 	if *seed {
 		env = s.Seed().Env()
