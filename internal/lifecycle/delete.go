@@ -14,7 +14,7 @@ import (
 // the variable. Deleting what is already gone succeeds with action "absent". Everything is
 // looked up before anything is deleted, so a refused look-up changes nothing.
 func (s *Service) Delete(ctx context.Context, r Resolved) (Result, error) {
-	res := s.result(r, ActionAbsent)
+	res := newResult(r, ActionAbsent)
 	v, err := s.API.GetVariable(ctx, r.Var)
 	if err != nil && !gitlab.IsNotFound(err) {
 		return res, err

@@ -166,7 +166,7 @@ const (
 	ActionAbsent    = "absent"
 )
 
-func (s *Service) result(r Resolved, action string) Result {
+func newResult(r Resolved, action string) Result {
 	return Result{
 		Action: action, RunnerType: string(r.Attrs.Type), VariableKey: r.Var.Key,
 		VariableOwner: string(r.Var.Owner), VariableOwnerID: r.Var.OwnerID, EnvironmentScope: r.Var.Scope,

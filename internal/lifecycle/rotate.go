@@ -35,7 +35,7 @@ type RotateOptions struct {
 //     if that still fails, the variable stays marked: status reports it and the next rotate or
 //     create repairs it.
 func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Result, error) {
-	res := s.result(r, "")
+	res := newResult(r, "")
 	v, err := s.API.GetVariable(ctx, r.Var)
 	if gitlab.IsNotFound(err) {
 		return res, fail.WithCode(fail.CodeNotFound, fmt.Errorf("%s does not exist: create the runner and store its token first with runner-bootstrap create", r.VarName()))
