@@ -91,7 +91,7 @@ func TestApplyAgainstFake(t *testing.T) {
 	code, out, errOut = run(t, env, "apply", "-f", path)
 	assert.Assert(t, is.Equal(code, 0), errOut)
 	assert.Check(t, is.Contains(out, "ENTRY"))
-	assert.Check(t, is.Contains(out, "shard 1/1: 6 created, 0 updated, 0 replaced, 0 unchanged, 0 deleted, 0 failed"))
+	assert.Check(t, is.Contains(out, "applied: 6 created, 0 updated, 0 replaced, 0 unchanged, 0 deleted, 0 failed"))
 	assert.Check(t, is.Contains(errOut, "apply finished in"))
 	assert.Check(t, !strings.Contains(out+errOut, "glrt-"))
 

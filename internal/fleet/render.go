@@ -52,14 +52,20 @@ func (p *Plan) WriteSummary(w io.Writer, s Summary) {
 	fmt.Fprintln(w, countsLine(s))
 }
 
+// countsLine names the shard only when there are several: "plan for shard 1/1" only puzzles
+// the reader of an unsharded apply or of create --dry-run.
 func countsLine(s Summary) string {
+	of := ""
+	if s.Shard != All.String() {
+		of = " for shard " + s.Shard
+	}
 	if s.DryRun {
-		return fmt.Sprintf("plan for shard %s: %d to create, %d to update, %d to replace, %d unchanged, %d to delete, %d failed; dry run: nothing was changed",
-			s.Shard, s.Planned[Create], s.Planned[Update], s.Planned[Replace], s.Planned[Unchanged], s.Planned[Delete], s.Planned[Fail])
+		return fmt.Sprintf("plan%s: %d to create, %d to update, %d to replace, %d unchanged, %d to delete, %d failed; dry run: nothing was changed",
+			of, s.Planned[Create], s.Planned[Update], s.Planned[Replace], s.Planned[Unchanged], s.Planned[Delete], s.Planned[Fail])
 	}
 	r := s.Results
-	line := fmt.Sprintf("shard %s: %d created, %d updated, %d replaced, %d unchanged, %d deleted, %d failed",
-		s.Shard, r["created"], r["updated"], r["replaced"], r["unchanged"], r["deleted"], r[ResultFailed])
+	line := fmt.Sprintf("applied%s: %d created, %d updated, %d replaced, %d unchanged, %d deleted, %d failed",
+		of, r["created"], r["updated"], r["replaced"], r["unchanged"], r["deleted"], r[ResultFailed])
 	if n := r[ResultSuperseded]; n > 0 {
 		line += fmt.Sprintf(", %d superseded by a concurrent run", n)
 	}

@@ -63,7 +63,7 @@ func TestApplyFleet(t *testing.T) {
 
 	writes := tg.writes()
 	dry := tg.run(t, tok, nil, "apply", "--file", path, "--dry-run")
-	dry.Assert(t, icmd.Expected{Out: "plan for shard 1/1: 5 to create, 0 to update, 0 to replace, 0 unchanged, 0 to delete, 0 failed; dry run: nothing was changed"})
+	dry.Assert(t, icmd.Expected{Out: "plan: 5 to create, 0 to update, 0 to replace, 0 unchanged, 0 to delete, 0 failed; dry run: nothing was changed"})
 	assert.Check(t, is.Regexp(regexp.QuoteMeta(path)+`:2 +create +new +project `, dry.Stdout()))
 	assert.Check(t, is.Equal(tg.writes(), writes), "a dry run writes nothing")
 	if tg.fake != nil {
@@ -128,6 +128,6 @@ func TestApplyPartialFailure(t *testing.T) {
 	r := tg.run(t, tg.seed.MaintainerToken, nil, "apply", "--file", path)
 	r.Assert(t, icmd.Expected{ExitCode: 1, Err: "1 of 3 plan items failed; the others were applied"})
 	assert.Check(t, is.Contains(r.Stdout(), "failed"))
-	assert.Check(t, is.Contains(r.Stdout(), "shard 1/1: 2 created"))
+	assert.Check(t, is.Contains(r.Stdout(), "applied: 2 created"))
 	assert.Check(t, is.Len(tg.fake.Runners(), 2))
 }
