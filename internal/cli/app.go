@@ -23,6 +23,7 @@ import (
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/progress"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/readlimit"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
@@ -171,9 +172,9 @@ func (a *App) accessToken() (string, error) {
 		if st.Mode().Perm()&0o007 != 0 {
 			return "", fail.Usagef("--token-file %s can be read or written by every user (mode %04o): restrict it, e.g. chmod 600 %s", a.TokenFile, st.Mode().Perm(), a.TokenFile)
 		}
-		b, err := os.ReadFile(a.TokenFile)
+		b, err := readlimit.ReadFile(a.Ctx, "--token-file", a.TokenFile, readlimit.TokenFile)
 		if err != nil {
-			return "", fail.Usagef("cannot read --token-file %s: %v", a.TokenFile, fail.PathCause(err))
+			return "", err
 		}
 		tok = strings.TrimRight(string(b), "\r\n")
 	}

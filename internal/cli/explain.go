@@ -10,6 +10,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/explain"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/readlimit"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
@@ -26,9 +27,9 @@ func (c *ExplainCmd) Run(app *App) error {
 			// Otherwise a bare "runner-bootstrap explain" just seems to hang.
 			fmt.Fprintln(app.Stderr, "runner-bootstrap explain: paste the token or error message, then press Ctrl-D (or pass the message as arguments)")
 		}
-		b, err := io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+		b, err := readlimit.Read(app.Ctx, "stdin", os.Stdin, readlimit.Stdin)
 		if err != nil {
-			return fail.Usagef("cannot read stdin: %v", err)
+			return err
 		}
 		in = string(b)
 	} else if k := token.Classify(strings.TrimSpace(in)); k != token.Unknown {

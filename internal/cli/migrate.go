@@ -11,6 +11,7 @@ import (
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/migrate"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/readlimit"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/safefile"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 )
@@ -71,9 +72,9 @@ func (c *MigrateCmd) Run(app *App, kctx *kong.Context) error {
 	var reg *migrate.RegisterMigration
 	switch {
 	case c.HelmValues != "":
-		data, err := os.ReadFile(c.HelmValues)
+		data, err := readlimit.ReadFile(app.Ctx, "--helm-values", c.HelmValues, readlimit.ValuesFile)
 		if err != nil {
-			return fail.Usagef("cannot read --helm-values %s: %v", c.HelmValues, fail.PathCause(err))
+			return err
 		}
 		m, err := migrate.ParseHelmValuesNamed(c.HelmValues, data)
 		if err != nil {
@@ -89,9 +90,9 @@ func (c *MigrateCmd) Run(app *App, kctx *kong.Context) error {
 		line := c.RegisterCommand
 		out.Source = "register command"
 		if c.RegisterCommandFile != "" {
-			b, err := readFileOrStdin(c.RegisterCommandFile)
+			b, err := readFileOrStdin(app, c.RegisterCommandFile)
 			if err != nil {
-				return fail.Usagef("cannot read --register-command-file %s: %v", c.RegisterCommandFile, fail.PathCause(err))
+				return err
 			}
 			line, out.Source = string(b), c.RegisterCommandFile
 		}
@@ -180,11 +181,12 @@ func merge(dst *spec.Runner, m spec.Runner, explicit map[string]bool) {
 	}
 }
 
-func readFileOrStdin(path string) ([]byte, error) {
+// readFileOrStdin reads the register command file ("-": stdin), bounded and interruptible.
+func readFileOrStdin(app *App, path string) ([]byte, error) {
 	if path == "-" {
-		return io.ReadAll(os.Stdin)
+		return readlimit.Read(app.Ctx, "--register-command-file from stdin", os.Stdin, readlimit.CommandFile)
 	}
-	return os.ReadFile(path)
+	return readlimit.ReadFile(app.Ctx, "--register-command-file", path, readlimit.CommandFile)
 }
 
 func orDefault(s, d string) string {

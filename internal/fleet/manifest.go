@@ -5,6 +5,7 @@
 package fleet
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/readlimit"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/yamlnode"
 )
@@ -87,20 +89,18 @@ var (
 // maxReported bounds the errors listed for one manifest; the count says how many there were.
 const maxReported = 25
 
-// Load reads and validates a manifest file.
-func Load(path string) (*Manifest, error) {
+// Load reads and validates a manifest file ("-": stdin), at most readlimit.Manifest bytes; ctx
+// interrupts a read that blocks.
+func Load(ctx context.Context, path string) (*Manifest, error) {
 	var data []byte
 	var err error
 	if path == "-" {
-		data, err = io.ReadAll(os.Stdin) //nolint:forbidigo // until cli.Config carries Stdin (issue 12, the kong wiring)
+		data, err = readlimit.Read(ctx, "the manifest from stdin", os.Stdin, readlimit.Manifest) //nolint:forbidigo // until cli.Config carries Stdin (issue 12, the kong wiring)
 	} else {
-		data, err = os.ReadFile(path)
+		data, err = readlimit.ReadFile(ctx, "the manifest", path, readlimit.Manifest)
 	}
 	if err != nil {
-		if pe, ok := errors.AsType[*os.PathError](err); ok {
-			err = pe.Err
-		}
-		return nil, fail.Usagef("cannot read the manifest %s: %v", path, err)
+		return nil, err
 	}
 	return Parse(path, data)
 }

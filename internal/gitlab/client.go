@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	gl "gitlab.com/gitlab-org/api/client-go/v2"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/readlimit"
 )
 
 // Config is everything needed to talk to one GitLab instance.
@@ -87,9 +87,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
 	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
+		pem, err := readlimit.ReadFile(context.Background(), "the CA file", cfg.CAFile, readlimit.CAFile)
 		if err != nil {
-			return nil, fail.Usagef("cannot read the CA file %s: %v", cfg.CAFile, rootCause(err))
+			return nil, err
 		}
 		pool, err := x509.SystemCertPool()
 		if err != nil || pool == nil {
@@ -248,7 +248,11 @@ func (t *guardTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if u.Scheme == "http" && !t.insecure && !isLoopback(u.Hostname()) {
 		return nil, &OffBaseError{URL: printableURL(u), Base: t.base.String(), PlainHTTP: true}
 	}
-	return t.next.RoundTrip(r)
+	resp, err := t.next.RoundTrip(r)
+	if resp != nil && resp.Body != nil {
+		resp.Body = readlimit.Body(resp.Body, readlimit.Response, r.Method+" "+printableURL(u))
+	}
+	return resp, err
 }
 
 // OffBaseError is a request the client refused to send: to another scheme or host than the
