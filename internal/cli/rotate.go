@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"io"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
@@ -19,6 +20,7 @@ type RotateCmd struct {
 	All              bool              `name:"all" help:"Rotate every variable this tool manages in the project (--project-id), group (--group-id) or instance (--variable-instance)."`
 	IncludeSubgroups bool              `name:"include-subgroups" help:"With --all and --group-id: also the group's subgroups and their projects."`
 	Concurrency      int               `name:"concurrency" default:"4" help:"With --all: rotations in flight at once."`
+	RequireSingle    bool              `name:"require-single-manager" help:"Refuse, before any write, to rotate a token that more than one runner manager (host or pod) used within the last day: each would keep the revoked token until redeployed."`
 }
 
 // Run implements the command.
@@ -39,7 +41,7 @@ func (c *RotateCmd) Run(app *App) error {
 	if err := s.Variable.Validate(); err != nil {
 		return err
 	}
-	opts := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D()}
+	opts := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D(), RequireSingleManager: c.RequireSingle}
 	if c.UseRunnerToken {
 		cur := tokenFromEnv(app.Getenv, s.Variable.Key)
 		if cur == "" {
@@ -75,5 +77,9 @@ func (c *RotateCmd) Run(app *App) error {
 		}
 		line(w, "reason: %s", res.Reason)
 		line(w, "token expires: %s", expiry(res.TokenExpiresAt))
+		managerLines(w, fmt.Sprintf("managers that used the old token in the last day (redeploy each from $%s, then run runner-bootstrap status --wait-managers): %d", r.Var.Key, len(res.Managers)), res.Managers)
+		for _, n := range res.Notes {
+			line(w, "note: %s", n)
+		}
 	})
 }

@@ -100,7 +100,7 @@ func (c *RotateCmd) runAll(app *App) error {
 		return fail.WithCode(fail.CodeNotFound, fmt.Errorf("no variable managed by runner-bootstrap in %s: nothing to rotate; check the scope, or create a runner there first with runner-bootstrap create", scopeName(owners, c.IncludeSubgroups)))
 	}
 	prog := app.Progress("rotate_all", fmt.Sprintf("rotating %s in %s, %d at a time", output.Plural(len(refs), "managed variable", "managed variables"), output.Plural(len(owners), "owner", "owners"), c.Concurrency), len(refs))
-	items := svc.RotateAll(app.Ctx, refs, lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D()}, c.Concurrency, func(it lifecycle.BulkItem) {
+	items := svc.RotateAll(app.Ctx, refs, lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D(), RequireSingleManager: c.RequireSingle}, c.Concurrency, func(it lifecycle.BulkItem) {
 		if it.Error != "" {
 			prog.Failed(it.Variable, it.Error)
 		} else {

@@ -152,6 +152,9 @@ type Result struct {
 	Notes          []string `json:"notes,omitempty"`
 	Reason         string   `json:"reason,omitempty"`
 	OrphansDeleted []int64  `json:"orphans_deleted,omitempty"`
+	// Managers are, for rotate, the managers that used the token within the last day when
+	// there are more than one (each must be redeployed from the variable).
+	Managers []gitlab.Manager `json:"managers,omitempty"`
 }
 
 // Actions reported in Result.Action.

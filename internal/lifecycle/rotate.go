@@ -21,6 +21,9 @@ type RotateOptions struct {
 	// RunnerToken, when set, authenticates the reset with the runner's current token
 	// (POST /runners/reset_authentication_token) instead of the access token's rights.
 	RunnerToken *token.Secret
+	// RequireSingleManager refuses, before any write, to rotate a token that more than one
+	// manager used within ActiveWithin (or whose managers cannot be read).
+	RequireSingleManager bool
 }
 
 // Rotate resets the runner's token and stores the new one in the same variable. GitLab
@@ -73,6 +76,10 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		return res, nil
 	}
 
+	if err := s.checkManagers(ctx, r, runner, o, &res); err != nil {
+		return res, err
+	}
+
 	if o.RunnerToken != nil {
 		if err := s.checkRunnerToken(ctx, r, rec, *o.RunnerToken); err != nil {
 			return res, err
@@ -102,6 +109,41 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		s.Log.WithField("runner_id", rec.RunnerID).Warnf("the token just stored in %s was revoked by a concurrent reset and no other run has stored a newer one; rotating again (attempt %d of %d)", r.VarName(), attempt+1, rotateAttempts)
 		s.Pause(time.Duration(attempt) * 300 * time.Millisecond)
 	}
+}
+
+// checkManagers reads the runner's managers before a rotation: every manager that used the
+// token within ActiveWithin holds the old token, which GitLab revokes at once, so each must be
+// redeployed from the variable. More than one is said (a warning and res.Managers), or refused
+// with RequireSingleManager, before anything is written.
+func (s *Service) checkManagers(ctx context.Context, r Resolved, runner *gitlab.Runner, o RotateOptions, res *Result) error {
+	var ms []gitlab.Manager
+	unknown := "the runner's managers could not be read: the access token has no rights on the runner"
+	if runner != nil {
+		var err error
+		if ms, unknown, err = s.listManagers(ctx, runner.ID); err != nil {
+			return fmt.Errorf("%w; nothing was rotated", err)
+		}
+	}
+	if unknown != "" {
+		if o.RequireSingleManager {
+			return fail.WithCode(fail.CodeConflict, fmt.Errorf("--require-single-manager cannot be honoured: %s; nothing was rotated", unknown))
+		}
+		res.Notes = append(res.Notes, unknown)
+		return nil
+	}
+	active := ActiveManagers(ms, s.Now())
+	if len(active) <= 1 {
+		return nil
+	}
+	res.Managers = active
+	msg := fmt.Sprintf("%d managers used the token of runner %d within the last %s: %s", len(active), runner.ID, "day", DescribeManagers(active))
+	if o.RequireSingleManager {
+		return fail.WithCode(fail.CodeConflict, fmt.Errorf("%s; --require-single-manager refuses to rotate a shared token (nothing was rotated): give each host its own runner, or rotate without the flag and redeploy every manager from %s", msg, r.VarName()))
+	}
+	note := msg + "; each keeps the revoked token until it is redeployed from " + r.VarName() + " (then runner-bootstrap status --wait-managers checks that all came back)"
+	res.Notes = append(res.Notes, note)
+	s.Log.WithField("runner_id", runner.ID).Warn(note)
+	return nil
 }
 
 // rotateAttempts bounds how often Rotate repairs a stored token that a concurrent reset revoked.

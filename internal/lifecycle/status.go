@@ -38,23 +38,27 @@ const StaleAfter = 7 * 24 * time.Hour
 
 // Report is what status prints.
 type Report struct {
-	Health           string           `json:"health"`
-	Message          string           `json:"message"`
-	RunnerID         int64            `json:"runner_id,omitempty"`
-	RunnerType       string           `json:"runner_type,omitempty"`
-	Description      string           `json:"description,omitempty"`
-	Status           string           `json:"status,omitempty"`
-	Paused           bool             `json:"paused"`
-	ContactedAt      *time.Time       `json:"contacted_at,omitempty"`
-	Managers         []gitlab.Manager `json:"managers"`
-	TokenExpiresAt   *time.Time       `json:"token_expires_at"`
-	TokenExpiresIn   string           `json:"token_expires_in,omitempty"`
-	TokenSetAt       *time.Time       `json:"token_set_at,omitempty"`
-	VariableKey      string           `json:"variable_key"`
-	VariableOwner    string           `json:"variable_owner"`
-	VariableOwnerID  int64            `json:"variable_owner_id,omitempty"`
-	EnvironmentScope string           `json:"environment_scope,omitempty"`
-	ExitCode         int              `json:"exit_code"`
+	Health      string           `json:"health"`
+	Message     string           `json:"message"`
+	RunnerID    int64            `json:"runner_id,omitempty"`
+	RunnerType  string           `json:"runner_type,omitempty"`
+	Description string           `json:"description,omitempty"`
+	Status      string           `json:"status,omitempty"`
+	Paused      bool             `json:"paused"`
+	ContactedAt *time.Time       `json:"contacted_at,omitempty"`
+	Managers    []gitlab.Manager `json:"managers"`
+	// ManagersUnknown says why the managers could not be listed (GitLab before 17.1).
+	ManagersUnknown string `json:"managers_unknown,omitempty"`
+	// WaitManagers is set by status --wait-managers.
+	WaitManagers     *ManagerWait `json:"wait_managers,omitempty"`
+	TokenExpiresAt   *time.Time   `json:"token_expires_at"`
+	TokenExpiresIn   string       `json:"token_expires_in,omitempty"`
+	TokenSetAt       *time.Time   `json:"token_set_at,omitempty"`
+	VariableKey      string       `json:"variable_key"`
+	VariableOwner    string       `json:"variable_owner"`
+	VariableOwnerID  int64        `json:"variable_owner_id,omitempty"`
+	EnvironmentScope string       `json:"environment_scope,omitempty"`
+	ExitCode         int          `json:"exit_code"`
 }
 
 // Status reads the variable, its runner and the runner's managers. Only reads. The report's
@@ -89,8 +93,11 @@ func (s *Service) Status(ctx context.Context, r Resolved, warnWithin time.Durati
 		return rep, err
 	}
 	rep.RunnerType, rep.Description, rep.Status, rep.Paused, rep.ContactedAt = runner.Type, runner.Description, runner.Status, runner.Paused, runner.ContactedAt
-	if rep.Managers, err = s.API.ListManagers(ctx, runner.ID); err != nil {
+	if rep.Managers, rep.ManagersUnknown, err = s.listManagers(ctx, runner.ID); err != nil {
 		return rep, err
+	}
+	if rep.Managers == nil {
+		rep.Managers = []gitlab.Manager{}
 	}
 	if runner.TokenExpiresAt != nil {
 		rep.TokenExpiresAt = runner.TokenExpiresAt

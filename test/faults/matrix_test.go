@@ -29,7 +29,7 @@ func (c call) String() string { return c.Method + " " + c.Path }
 // literal path segments; every other segment (ids, paths, keys) becomes "*".
 var literals = map[string]bool{
 	"projects": true, "groups": true, "runners": true, "user": true, "variables": true, "admin": true, "ci": true,
-	"reset_authentication_token": true, "managers": true, "all": true, "verify": true, "descendant_groups": true,
+	"reset_authentication_token": true, "managers": true, "all": true, "verify": true, "descendant_groups": true, "metadata": true,
 }
 
 // callOf turns a request the fake logged into the call pattern a Fault matches.
@@ -190,6 +190,8 @@ var (
 	listVariables  = call{"GET", "/projects/*/variables"}
 	verifyToken    = call{"POST", "/runners/verify"}
 	removeManager  = call{"DELETE", "/runners/managers"}
+	listManagers   = call{"GET", "/runners/*/managers"}
+	getMetadata    = call{"GET", "/metadata"}
 )
 
 var rows = []row{
@@ -209,6 +211,8 @@ var rows = []row{
 	{scenario: "rotate", call: getProject, step: "resolve the project"},
 	{scenario: "rotate", call: getVariable, step: "read the variable's record"},
 	{scenario: "rotate", call: getRunner, step: "read the runner"},
+	{scenario: "rotate", call: getMetadata, step: "learn the version (is there a managers route?)", bestEffort: true},
+	{scenario: "rotate", call: listManagers, step: "read the managers that use the token"},
 	{scenario: "rotate", call: updateVariable, step: "mark the variable rotation_pending"},
 	{scenario: "rotate", call: resetToken, step: "reset the token"},
 	{scenario: "rotate", call: updateVariable, skip: 1, step: "store the new token"},
