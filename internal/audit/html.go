@@ -70,7 +70,7 @@ type point struct {
 	LabelX  float64
 	LabelY  float64
 	Label   string
-	State   string // expired, soon, ok
+	State   string // expired, soon, ok, stale
 	Tooltip string
 }
 
@@ -104,6 +104,14 @@ func layoutTimeline(rep Report, warn time.Duration) timeline {
 	type entry struct {
 		label string
 		exp   time.Time
+		stale bool
+	}
+	// A stored token known to be dead is drawn as such, whatever its expiry says.
+	stale := map[int64]bool{}
+	for _, f := range rep.Findings {
+		if f.ID == IDTokenStale {
+			stale[f.RunnerID] = true
+		}
 	}
 	var es []entry
 	tl := timeline{Width: chartWidth, Left: chartLeft, Right: chartWidth - chartRight, Top: chartTop}
@@ -116,7 +124,7 @@ func layoutTimeline(rep Report, warn time.Duration) timeline {
 			tl.Never = append(tl.Never, label)
 			continue
 		}
-		es = append(es, entry{label, *r.TokenExpiresAt})
+		es = append(es, entry{label, *r.TokenExpiresAt, stale[r.ID]})
 	}
 	sort.SliceStable(es, func(i, j int) bool { return es[i].exp.Before(es[j].exp) })
 	start, end := now.Add(-warn/2), now.Add(2*warn)
@@ -148,14 +156,20 @@ func layoutTimeline(rep Report, warn time.Duration) timeline {
 	for i, e := range es {
 		state := "ok"
 		switch left := e.exp.Sub(now); {
+		case e.stale:
+			state = "stale"
 		case left <= 0:
 			state = "expired"
 		case left <= warn:
 			state = "soon"
 		}
+		tip := e.label + ": token expires " + e.exp.UTC().Format(time.RFC3339)
+		if e.stale {
+			tip += " (the stored copy is stale)"
+		}
 		px := x(e.exp)
 		tl.Points = append(tl.Points, point{X: px, Y: float64(tl.Top + i*rowHeight + rowHeight/2), LabelX: float64(tl.Left - 10), LabelY: float64(tl.Top+i*rowHeight+rowHeight/2) + 4,
-			Label: e.label, State: state, Tooltip: e.label + ": token expires " + e.exp.UTC().Format(time.RFC3339)})
+			Label: e.label, State: state, Tooltip: tip})
 	}
 	return tl
 }

@@ -276,6 +276,8 @@ func checkHTML(t *testing.T, page string, rep auditReport) {
 	}
 	// The timeline plots each managed runner with an expiry: one circle per point.
 	assert.Check(t, strings.Count(page, "<circle ") >= 3)
+	// The rotated runner's stored token is drawn as stale, not by its (new) expiry.
+	assert.Check(t, is.Equal(strings.Count(page, `<circle class="stale"`), 1))
 }
 
 // TestAuditOlderGitLab: on 16.11 GraphQL has no creationMethod (the query leaves it out, so
