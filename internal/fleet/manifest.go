@@ -69,6 +69,16 @@ func (e Entry) key() string {
 	return fmt.Sprintf("%s:%s/%s@%s", v.Owner, strings.ToLower(v.OwnerRef), v.Key, v.EnvironmentScope)
 }
 
+// ownerKey names the entry's variable owner as written (paths without case): the entries of
+// one owner go to one shard.
+func (e Entry) ownerKey() string {
+	v := e.Spec.Variable
+	if v.Owner == spec.OwnerInstance {
+		return "instance"
+	}
+	return fmt.Sprintf("%s:%s", v.Owner, strings.ToLower(v.OwnerRef))
+}
+
 // describeVariable names the entry's variable for people: "project platform/deploy variable
 // RUNNER_TOKEN (scope *)".
 func describeVariable(v spec.Variable) string {

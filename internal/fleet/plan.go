@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -385,9 +386,12 @@ func (p *Plan) recordsRunner(ctx context.Context, ref gitlab.VarRef, id int64) (
 	return ok && rec.RunnerID == id, nil
 }
 
-// refsToResolve lists the projects and groups to look up: those of the shard's entries, and
-// with several shards also every variable owner of a kind the manifest names both by id and by
-// path, so that two entries in different shards cannot hide one variable behind two spellings.
+// refsToResolve lists the projects and groups to look up: those of the shard's entries, and,
+// with several shards, the paths of the other shards' variable owners of a kind the manifest
+// names both by id and by path when this shard names such an owner by id, so that two entries
+// in different shards cannot hide one variable behind two spellings. Nothing more is needed:
+// a numeric id is its own answer (resolvedTarget), and this shard's own paths are looked up
+// anyway, so one look-up per path of another shard is the whole cost, and none without mixing.
 func refsToResolve(m *Manifest, entries []Entry, sh Shard) []nsKey {
 	set := map[nsKey]bool{}
 	add := func(kind spec.OwnerKind, ref string) {
@@ -406,8 +410,14 @@ func refsToResolve(m *Manifest, entries []Entry, sh Shard) []nsKey {
 	}
 	if sh.Total > 1 {
 		for _, kind := range mixedKinds(m) {
+			if !slices.ContainsFunc(entries, func(e Entry) bool {
+				_, isID := numericID(e.Spec.Variable.OwnerRef)
+				return e.Spec.Variable.Owner == kind && isID
+			}) {
+				continue
+			}
 			for _, e := range m.Entries {
-				if e.Spec.Variable.Owner == kind {
+				if _, isID := numericID(e.Spec.Variable.OwnerRef); e.Spec.Variable.Owner == kind && !isID {
 					add(kind, e.Spec.Variable.OwnerRef)
 				}
 			}
@@ -432,10 +442,7 @@ type ownerLists struct {
 func directLists(entries []Entry) ownerLists {
 	var out ownerLists
 	seenOwner, seenList := map[ownerKey]bool{}, map[listKey]bool{}
-	id := func(ref string) (int64, bool) {
-		n, err := strconv.ParseInt(ref, 10, 64)
-		return n, err == nil && n > 0
-	}
+	id := numericID
 	for _, e := range entries {
 		r, v := e.Spec.Runner, e.Spec.Variable
 		var l listKey
@@ -465,12 +472,18 @@ func directLists(entries []Entry) ownerLists {
 	return out
 }
 
+// numericID reads a project or group written as its numeric id.
+func numericID(ref string) (int64, bool) {
+	n, err := strconv.ParseInt(ref, 10, 64)
+	return n, err == nil && n > 0
+}
+
 // mixedKinds are the variable owner kinds the manifest names both by numeric id and by path.
 func mixedKinds(m *Manifest) []spec.OwnerKind {
 	ids, paths := map[spec.OwnerKind]bool{}, map[spec.OwnerKind]bool{}
 	for _, e := range m.Entries {
 		v := e.Spec.Variable
-		if _, err := strconv.ParseInt(v.OwnerRef, 10, 64); err == nil {
+		if _, isID := numericID(v.OwnerRef); isID {
 			ids[v.Owner] = true
 		} else if v.OwnerRef != "" {
 			paths[v.Owner] = true
@@ -523,6 +536,10 @@ func (p *Plan) resolvedTarget(e Entry) (string, bool) {
 	v := e.Spec.Variable
 	if v.Owner == spec.OwnerInstance {
 		return spec.Target(spec.OwnerInstance, 0, v.Key, spec.DefaultScope), true
+	}
+	if id, isID := numericID(v.OwnerRef); isID {
+		// No look-up needed, and another shard's owner is not looked up.
+		return spec.Target(v.Owner, id, v.Key, v.EnvironmentScope), true
 	}
 	ns, ok := p.snap.resolved(nsKey{v.Owner, v.OwnerRef})
 	if !ok {

@@ -3,6 +3,8 @@ package fleet_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -175,28 +177,34 @@ runners:
 	assert.Check(t, is.Equal(fail.Code(err), fail.CodeUsage))
 	assert.Check(t, is.Equal(e.fake.Writes(), 0))
 
-	// With shards, each shard sees the clash even when the two entries fall in different
-	// shards: the manifest names project variables both by id and by path, so every shard
-	// resolves them all.
-	for key := range 20 {
-		m := parse(t, `
+	// With shards, each shard sees the clash although the two entries fall in different shards
+	// (two owners as written, one entry each): the manifest names project variables both by id
+	// and by path, so the shard of the id looks the other shard's path up — one request, and no
+	// list of it — while the shard of the path needs nothing of the other (an id is its own
+	// answer).
+	m = parse(t, `
 runners:
   - project_id: 42
-    variable: {key: K`+itoa(key)+`}
+    variable: {key: K}
   - project_id: platform/deploy
-    variable: {key: K`+itoa(key)+`}
+    variable: {key: K}
 `)
-		sh1 := fleet.Shard{Index: 1, Total: 2}
-		if sh1.Owns(m.Entries[0]) == sh1.Owns(m.Entries[1]) {
-			continue
+	split := m.Split(2)
+	assert.Assert(t, is.Len(split[0], 1))
+	assert.Assert(t, split[0][0].Index != split[1][0].Index)
+	for i := 1; i <= 2; i++ {
+		e.fake.ResetRequests()
+		_, err := e.fleet(8).Plan(e.ctx, m, fleet.Shard{Index: i, Total: 2}, false)
+		assert.Check(t, is.ErrorContains(err, "once ids and paths are resolved"), "shard %d/2", i)
+		var lookups []string
+		for _, r := range e.fake.Requests() {
+			if r.Path == "/api/v4/projects/platform/deploy" {
+				lookups = append(lookups, r.Path)
+			}
 		}
-		for i := 1; i <= 2; i++ {
-			_, err := e.fleet(8).Plan(e.ctx, m, fleet.Shard{Index: i, Total: 2}, false)
-			assert.Check(t, is.ErrorContains(err, "once ids and paths are resolved"), "shard %d/2", i)
-		}
-		return
+		assert.Check(t, is.Len(lookups, 1), "shard %d/2 looks platform/deploy up once", i)
 	}
-	t.Fatal("no key put the two entries in different shards")
+	assert.Check(t, is.Equal(e.fake.Writes(), 0))
 }
 
 func TestPlanJSONHasNoToken(t *testing.T) {
@@ -231,4 +239,63 @@ func TestPlanSharded(t *testing.T) {
 	assert.Check(t, is.Equal(e.fake.Writes(), 0))
 }
 
-func itoa(i int) string { return string(rune('0'+i/10)) + string(rune('0'+i%10)) }
+// TestShardsReadOnlyTheirOwners counts, at the fake, what each of two shards asks GitLab for
+// in a first apply of four projects × 10 runners: its own entries' two writes each, and for
+// each of its own owners the look-up, the runner list and the variable list (in the plan and in
+// the read-back) — four reads per owner, and no request about an owner of the other shard. The
+// two shards together make the requests one process would (2 × 40 + 4 × 4).
+func TestShardsReadOnlyTheirOwners(t *testing.T) {
+	e := setup(t)
+	var ids []int64
+	byPath := map[string]int64{}
+	for i := range 4 {
+		path := fmt.Sprintf("platform/shard-%d", i)
+		ids = append(ids, e.fake.AddProject(path))
+		byPath[path] = ids[i]
+	}
+	var b strings.Builder
+	b.WriteString("runners:\n")
+	for i := range 40 {
+		fmt.Fprintf(&b, "  - project_id: %d\n    description: r%02d\n    variable: {key: K%02d}\n", ids[i%4], i, i)
+	}
+	m := parse(t, b.String())
+
+	total, seen := 0, map[int64]int{}
+	for i := 1; i <= 2; i++ {
+		e.fake.ResetRequests()
+		f := e.fleet(8)
+		p, err := f.Plan(e.ctx, m, fleet.Shard{Index: i, Total: 2}, false)
+		assert.NilError(t, err)
+		f.Apply(e.ctx, p)
+		reqs := e.fake.Requests()
+		total += len(reqs)
+
+		mine := map[int64]bool{}
+		for _, it := range p.Items {
+			assert.Check(t, is.Equal(it.Result, "created"), it.Entry)
+			id, ok := byPath[strings.TrimPrefix(it.Owner, "project ")]
+			assert.Check(t, ok, "owner %q", it.Owner)
+			mine[id] = true
+		}
+		assert.Check(t, is.Len(mine, 2), "shard %d/2 has two of the four owners", i)
+		want := map[string]int{}
+		for id := range mine {
+			seen[id]++
+			want[fmt.Sprintf("GET /api/v4/projects/%d?", id)] = 1
+			want[fmt.Sprintf("GET /api/v4/projects/%d/runners?page=1&per_page=100&type=project_type", id)] = 1
+			want[fmt.Sprintf("GET /api/v4/projects/%d/variables?page=1&per_page=100", id)] = 2
+		}
+		got := map[string]int{}
+		for _, r := range reqs {
+			if r.Method == "GET" {
+				got[r.Method+" "+r.Path+"?"+r.Query]++
+			}
+		}
+		assert.Check(t, is.DeepEqual(got, want), "shard %d/2", i)
+		assert.Check(t, is.Equal(writes(reqs), 2*len(p.Items)), "shard %d/2", i)
+		assert.Check(t, is.Equal(len(reqs), 2*len(p.Items)+4*len(mine)), "shard %d/2", i)
+	}
+	assert.Check(t, is.Len(seen, 4), "every owner is read by one shard")
+	assert.Check(t, is.Equal(total, 2*40+4*4))
+	assert.Check(t, is.Equal(e.assertStored(t), 40))
+}

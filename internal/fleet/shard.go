@@ -3,6 +3,7 @@ package fleet
 import (
 	"fmt"
 	"hash/fnv"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -20,27 +21,101 @@ var All = Shard{Index: 1, Total: 1}
 
 func (s Shard) String() string { return fmt.Sprintf("%d/%d", s.Index, s.Total) }
 
-// Owns reports whether the entry belongs to this shard. The split hashes the entry's variable
-// as written (owner, key, scope), so it does not depend on the order of the manifest: adding
-// or removing an entry never moves another one to a different shard.
-func (s Shard) Owns(e Entry) bool {
+// Select returns the entries of the shard, in manifest order (see Split).
+func (m *Manifest) Select(s Shard) []Entry {
 	if s.Total <= 1 {
-		return true
+		return m.Entries
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(e.key()))
-	return int(h.Sum64()%uint64(s.Total)) == s.Index-1
+	return m.Split(s.Total)[s.Index-1]
 }
 
-// Select returns the entries of the shard, in manifest order.
-func (m *Manifest) Select(s Shard) []Entry {
-	var out []Entry
-	for _, e := range m.Entries {
-		if s.Owns(e) {
-			out = append(out, e)
-		}
+// Split divides the manifest into total shards, each in manifest order. Entries are kept
+// together by their variable's owner as written, so that each owner's variables and runners are
+// listed, looked up and read back by one shard only: a shard of a hashed split has entries of
+// nearly every owner and reads each owner's lists again.
+//
+// The split depends on the manifest alone, so every job of a parallel: N job computes the same
+// one: owners are taken largest first (ties by the FNV-1a hash of the owner, then the owner as
+// written), each into the least-loaded shard (ties: the lowest index), as long as that keeps the
+// shard within a quarter above its fair share (entries ÷ shards, rounded up). An owner that does
+// not fit — one larger than that, or the last ones when the shards are nearly full — is split by
+// the hash of each entry's variable (owner, key and scope as written), as every entry was before.
+//
+// Adding or removing entries changes the owners' sizes and so may move a whole owner to another
+// shard; no state is kept between runs, so that is harmless (see docs/fleet.md).
+func (m *Manifest) Split(total int) [][]Entry {
+	out := make([][]Entry, max(total, 1))
+	if total <= 1 {
+		out[0] = m.Entries
+		return out
+	}
+	shardOf := m.assign(total)
+	for i, e := range m.Entries {
+		out[shardOf[i]] = append(out[shardOf[i]], e)
 	}
 	return out
+}
+
+// assign returns the 0-based shard of each entry, by position (see Split).
+func (m *Manifest) assign(total int) []int {
+	type owner struct {
+		key     string
+		hash    uint64
+		entries []int // positions in m.Entries
+	}
+	byKey := map[string]*owner{}
+	var owners []*owner
+	for i, e := range m.Entries {
+		k := e.ownerKey()
+		o, ok := byKey[k]
+		if !ok {
+			o = &owner{key: k, hash: fnv64(k)}
+			byKey[k] = o
+			owners = append(owners, o)
+		}
+		o.entries = append(o.entries, i)
+	}
+	sort.Slice(owners, func(i, j int) bool {
+		a, b := owners[i], owners[j]
+		if len(a.entries) != len(b.entries) {
+			return len(a.entries) > len(b.entries)
+		}
+		if a.hash != b.hash {
+			return a.hash < b.hash
+		}
+		return a.key < b.key
+	})
+	fair := (len(m.Entries) + total - 1) / total
+	limit := fair + fair/4
+	load := make([]int, total)
+	shardOf := make([]int, len(m.Entries))
+	for _, o := range owners {
+		least := 0
+		for s := range load {
+			if load[s] < load[least] {
+				least = s
+			}
+		}
+		if load[least]+len(o.entries) <= limit {
+			for _, i := range o.entries {
+				shardOf[i] = least
+			}
+			load[least] += len(o.entries)
+			continue
+		}
+		for _, i := range o.entries {
+			s := int(fnv64(m.Entries[i].key()) % uint64(total))
+			shardOf[i] = s
+			load[s]++
+		}
+	}
+	return shardOf
+}
+
+func fnv64(s string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(s))
+	return h.Sum64()
 }
 
 // ParseShard reads "I/N" (1 ≤ I ≤ N).
