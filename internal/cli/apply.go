@@ -15,7 +15,7 @@ type ApplyCmd struct {
 	DryRun      bool   `name:"dry-run" help:"Print the plan and change nothing."`
 	Prune       bool   `name:"prune" help:"Also delete runners this tool created in the manifest's runner owners that no entry wants (and the variables that record them). Needs the whole manifest: not with a shard of several."`
 	Concurrency int    `name:"concurrency" default:"8" help:"Requests in flight at once, 1 to 32."`
-	Shard       string `name:"shard" placeholder:"I/N" help:"Apply only shard I of N (counted from 1), split by a stable hash of each entry's variable (default: $$CI_NODE_INDEX/$$CI_NODE_TOTAL of a parallel: N job)."`
+	Shard       string `name:"shard" placeholder:"I/N" help:"Apply only shard I of N (counted from 1), each variable owner's entries kept together, computed from the manifest alone (default: $$CI_NODE_INDEX/$$CI_NODE_TOTAL of a parallel: N job)."`
 }
 
 type applyReport struct {
