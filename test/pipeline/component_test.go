@@ -58,7 +58,12 @@ func (c component) input(name string) (input, bool) {
 // loadComponent reads templates/<name>.yml.
 func loadComponent(t *testing.T, name string) component {
 	t.Helper()
-	path := filepath.Join(repoRoot, "templates", name+".yml")
+	return loadComponentAt(t, name, filepath.Join(repoRoot, "templates", name+".yml"))
+}
+
+// loadComponentAt reads a file with a spec: header and a job, such as compat/<name>.yml.
+func loadComponentAt(t *testing.T, name, path string) component {
+	t.Helper()
 	raw, err := os.ReadFile(path)
 	assert.NilError(t, err)
 	header, body, ok := splitDocuments(string(raw))

@@ -184,7 +184,7 @@ func (f *fake) getJSON(t *testing.T, path string, v any) {
 	assert.NilError(t, json.NewDecoder(resp.Body).Decode(v))
 }
 
-// project is a git repository holding a copy of templates/ (and any files ops add) and a
+// project is a git repository holding a copy of templates/ and compat/ (and any files ops add) and a
 // .gitlab-ci.yml that includes the components at $CI_SERVER_FQDN/$CI_PROJECT_PATH/<name>@$CI_COMMIT_SHA,
 // which gitlab-ci-local resolves to the working tree's templates.
 type project struct {
@@ -197,6 +197,7 @@ func newProject(t *testing.T, ciYAML string, ops ...fs.PathOp) *project {
 	requireTools(t)
 	dir := fs.NewDir(t, "component-project", append([]fs.PathOp{
 		fs.WithDir("templates", fs.FromDir(filepath.Join(repoRoot, "templates"))),
+		fs.WithDir("compat", fs.FromDir(filepath.Join(repoRoot, "compat"))),
 		fs.WithFile(".gitlab-ci.yml", ciYAML),
 	}, ops...)...)
 	p := &project{dir: dir, home: t.TempDir()}
