@@ -9,7 +9,7 @@
 #   COMPONENT_PATH   where the components live  [CI_SERVER_FQDN/CI_PROJECT_PATH]
 #   RELEASE_IMAGE    the job image of the release, without digest  [CI_REGISTRY_IMAGE:version]
 #   IMAGE_DIGEST     that image's digest, sha256:<64 hex>  (image:promote's dotenv report)
-#   CHANGELOG        [CHANGELOG.md]     TEMPLATES  [templates]
+#   CHANGELOG        [CHANGELOG.md]     TEMPLATES  [templates]     COMPAT  [compat]
 set -eu
 
 fail() {
@@ -65,6 +65,13 @@ for f in "$templates"/*.yml "$templates"/*/template.yml; do
 	names="$names${names:+, }$n"
 done
 [ -n "$names" ] || fail "no component under $templates/."
+# Every component has its generated file for GitLab before 18.10 (test/pipeline TestCompatFiles).
+compat=${COMPAT:-compat}
+for n in $(printf '%s' "$names" | tr -d ,); do
+	[ -f "$compat/$n.yml" ] || fail "$compat/$n.yml is missing: regenerate compat/ with go test ./test/pipeline -run TestCompatFiles -update."
+done
+# include:project names the project without the host.
+project_path=${component_path#*/}
 # The snippet includes create-runner, which works with no inputs; the comment names the others.
 first=create-runner
 [ -f "$templates/$first.yml" ] || [ -f "$templates/$first/template.yml" ] || first=${names%%,*}
@@ -81,6 +88,21 @@ include:
 
 \`@$version\` is this release exactly; \`@${version%.*}\` and \`@${version%%.*}\` follow its newest patch
 and minor releases. The jobs run the image released with the version you include.
+
+### On GitLab 16.11 to 18.9
+
+The components need GitLab 18.10 or later. On an older GitLab, include the same jobs from this
+release's \`compat/\` files (on a self-managed instance from your mirror of the project), with the
+same inputs plus \`version\`, which pins the image as the component's version does:
+
+\`\`\`yaml
+include:
+  - project: $project_path  # or your mirror's path
+    ref: $version
+    file: /compat/$first.yml
+    inputs:
+      version: $version
+\`\`\`
 
 ## Job image
 

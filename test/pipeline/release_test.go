@@ -158,6 +158,7 @@ func TestReleaseNotes(t *testing.T) {
 	dir := fs.NewDir(t, "release",
 		fs.WithFile("CHANGELOG.md", notesChangelog),
 		fs.WithDir("templates", fs.FromDir(filepath.Join(repoRoot, "templates"))),
+		fs.WithDir("compat", fs.FromDir(filepath.Join(repoRoot, "compat"))),
 	)
 	ciEnv := []string{
 		"CI_COMMIT_TAG=1.2.3", "CI_SERVER_FQDN=gitlab.example.com", "CI_PROJECT_PATH=platform/runner-bootstrap",
@@ -175,6 +176,8 @@ func TestReleaseNotes(t *testing.T) {
 				assert.Check(t, is.Contains(notes, name), "the notes name component %s", name)
 			}
 			assert.Check(t, is.Contains(notes, "`registry.example.com/platform/runner-bootstrap:1.2.3@"+testDigest+"`"))
+			// GitLab before 18.10 includes the generated compat file at the tag, with the version.
+			assert.Check(t, is.Contains(notes, "  - project: platform/runner-bootstrap  # or your mirror's path\n    ref: 1.2.3\n    file: /compat/create-runner.yml\n    inputs:\n      version: 1.2.3\n"), notes)
 			assert.Check(t, !strings.HasPrefix(notes, "\n"), "no leading blank line")
 
 			for _, tc := range []struct {
@@ -187,6 +190,7 @@ func TestReleaseNotes(t *testing.T) {
 				{"unreleased only", []string{"CI_COMMIT_TAG=1.3.0"}, `has no section "## [1.3.0]"`},
 				{"no digest", []string{"IMAGE_DIGEST="}, `IMAGE_DIGEST "" is not an image digest`},
 				{"short digest", []string{"IMAGE_DIGEST=sha256:abc"}, `is not an image digest`},
+				{"no compat file", []string{"COMPAT=missing"}, `missing/apply-fleet.yml is missing: regenerate compat/`},
 			} {
 				res := runNotes(t, shell, dir.Path(), append(append([]string{}, ciEnv...), tc.env...)...)
 				assert.Check(t, is.Equal(res.ExitCode, 1), tc.name)
