@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -286,4 +287,36 @@ func TestCompatSameJob(t *testing.T) {
 			}
 		})
 	}
+}
+
+var compatSnippetRE = regexp.MustCompile("(?s)<!-- compat-include -->\n```yaml\n(.*?)```")
+
+// TestCompatReadme keeps the README's "On GitLab older than 18.10" true: its include names a
+// compat file that exists, passes the ref as version and only inputs that file declares, and
+// the floor it states is compatFloor.
+func TestCompatReadme(t *testing.T) {
+	raw, err := os.ReadFile(docsPath)
+	assert.NilError(t, err)
+	m := compatSnippetRE.FindSubmatch(raw)
+	assert.Assert(t, m != nil, "%s: no <!-- compat-include --> yaml block", docsPath)
+	var doc struct {
+		Include []struct {
+			Project, Ref, File string
+			Inputs             map[string]any
+		}
+	}
+	assert.NilError(t, yaml.Unmarshal(m[1], &doc))
+	assert.Assert(t, is.Len(doc.Include, 1))
+	inc := doc.Include[0]
+	name, ok := strings.CutPrefix(inc.File, "/compat/")
+	assert.Assert(t, ok && inc.Project != "", "include:project of /compat/<name>.yml, got %+v", inc)
+	c := loadComponentAt(t, strings.TrimSuffix(name, ".yml"), filepath.Join(compatDir, name))
+	assert.Check(t, is.Equal(inc.Inputs["version"], inc.Ref), "version is the include's ref")
+	for k, v := range inc.Inputs {
+		in, ok := c.input(k)
+		if assert.Check(t, ok, "README passes %s an unknown input %s", inc.File, k) {
+			assert.Check(t, in.checkValue(v))
+		}
+	}
+	assert.Check(t, is.Contains(string(raw), "**GitLab "+compatFloor+" to 18.9**"), "the README states the compat floor")
 }
