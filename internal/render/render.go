@@ -7,6 +7,7 @@ package render
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
 	"io/fs"
@@ -99,10 +100,99 @@ type configTOML struct {
 }
 
 type tomlRunner struct {
-	Name     string `toml:"name"`
-	URL      string `toml:"url"`
-	Token    string `toml:"token"`
-	Executor string `toml:"executor"`
+	Name string `toml:"name"`
+	URL  string `toml:"url"`
+	// ID is the runner's id: from gitlab-runner 19.2 the autoscaler executors key their
+	// instances by URL and id, and with id 0 fall back to the token, so a token swap would
+	// prune live instances.
+	ID           int64          `toml:"id,omitempty"`
+	Token        string         `toml:"token"`
+	Executor     string         `toml:"executor"`
+	FeatureFlags map[string]any `toml:"feature_flags,omitempty"`
+}
+
+// Stanza is what ConfigTOML writes.
+type Stanza struct {
+	Name, URL, Token, Executor string
+	// RunnerID is written as id (0: left out).
+	RunnerID int64
+	// SystemID, when set, is named in the stanza's comment; gitlab-runner reads it from the
+	// file .runner_system_id beside config.toml, not from config.toml (SystemIDFile).
+	SystemID string
+}
+
+// SystemIDFile is the file in config.toml's directory from which gitlab-runner reads its
+// system id (common/system_id_state.go: a value not matching SystemIDPattern is ignored and a
+// new one derived from the machine id, or random, is written).
+const SystemIDFile = ".runner_system_id"
+
+// systemIDRE is the format gitlab-runner accepts in SystemIDFile.
+var systemIDRE = regexp.MustCompile(`^[sr]_[0-9a-zA-Z]{12}$`)
+
+// SystemID returns the system id for a host or replica: name itself when it already is one
+// (s_ or r_ and 12 letters or digits), else s_ and 12 characters derived from name, so that
+// the same host or StatefulSet pod gets the same manager entry after every restart (a pod
+// without a machine id otherwise gets a random r_ id each time, and a new manager).
+func SystemID(name string) (string, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return "", fail.Usagef("--system-id is empty: expected a host or pod name (for example $HOSTNAME) or a system id such as s_0123456789ab")
+	}
+	if systemIDRE.MatchString(name) {
+		return name, nil
+	}
+	sum := sha256.Sum256([]byte("runner-bootstrap system id\x00" + name))
+	const alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	b := make([]byte, 12)
+	for i := range b {
+		b[i] = alphabet[int(sum[i])%len(alphabet)]
+	}
+	return "s_" + string(b), nil
+}
+
+// stanzaComment says, in the file a person reads on the host, why the stanza looks as it does.
+const stanzaComment = `# Written by runner-bootstrap render. The token is managed centrally: it lives in a CI/CD
+# variable, runner-bootstrap rotate replaces it there, and a deploy job rewrites this stanza on
+# every manager. So the stanza carries no token_expires_at (a stanza without expiry never rotates
+# its token itself; one that did would write the new token only here and break every other
+# manager of the runner) and FF_DISABLE_AUTOMATIC_TOKEN_ROTATION as well.
+`
+
+// ConfigTOML returns a [[runners]] entry for gitlab-runner's config.toml, to append to a
+// config.toml or use as a --template-config, that never rotates its token itself.
+func ConfigTOML(st Stanza) ([]byte, error) {
+	tok, err := checkToken(st.Token)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(st.Name) == "" {
+		return nil, fail.Usagef("the runner name is empty: expected a name for the [[runners]] entry, such as the host name")
+	}
+	if err := checkURL(st.URL); err != nil {
+		return nil, err
+	}
+	if !executorRE.MatchString(st.Executor) {
+		return nil, fail.Usagef("executor %s is not valid: expected a gitlab-runner executor such as shell, docker or kubernetes", safeQuote(st.Executor))
+	}
+	if st.RunnerID < 0 {
+		return nil, fail.Usagef("runner id %d is not valid: expected the positive id GitLab gave the runner", st.RunnerID)
+	}
+	if st.SystemID != "" && !systemIDRE.MatchString(st.SystemID) {
+		return nil, fail.Usagef("system id %s is not valid: gitlab-runner accepts s_ or r_ followed by 12 letters or digits", safeQuote(st.SystemID))
+	}
+	var b bytes.Buffer
+	b.WriteString(stanzaComment)
+	if st.SystemID != "" {
+		fmt.Fprintf(&b, "# system_id %s: gitlab-runner reads it from %s beside config.toml, not from this file.\n", st.SystemID, SystemIDFile)
+	}
+	enc := toml.NewEncoder(&b)
+	enc.SetIndentTables(true)
+	r := tomlRunner{Name: st.Name, URL: st.URL, ID: st.RunnerID, Token: tok, Executor: st.Executor,
+		FeatureFlags: map[string]any{"FF_DISABLE_AUTOMATIC_TOKEN_ROTATION": true}}
+	if err := enc.Encode(configTOML{Runners: []tomlRunner{r}}); err != nil {
+		return nil, fmt.Errorf("encode TOML: %w", err)
+	}
+	return b.Bytes(), nil
 }
 
 // marshalYAML writes v with the two-space indentation Kubernetes and Helm files use.
@@ -132,30 +222,9 @@ func HelmValues(gitlabURL, token string) ([]byte, error) {
 	return marshalYAML(helmValues{GitlabURL: quoted(gitlabURL), RunnerToken: quoted(token)})
 }
 
-// ConfigTOMLStanza returns a [[runners]] entry for gitlab-runner's config.toml with name, url,
-// token and executor, to append to a config.toml or use as a --template-config. gitlab-runner
-// rotates the token itself and writes the new one only to its own config.toml.
+// ConfigTOMLStanza is ConfigTOML without a runner id or system id.
 func ConfigTOMLStanza(name, gitlabURL, token, executor string) ([]byte, error) {
-	token, err := checkToken(token)
-	if err != nil {
-		return nil, err
-	}
-	if strings.TrimSpace(name) == "" {
-		return nil, fail.Usagef("the runner name is empty: expected a name for the [[runners]] entry, such as the host name")
-	}
-	if err := checkURL(gitlabURL); err != nil {
-		return nil, err
-	}
-	if !executorRE.MatchString(executor) {
-		return nil, fail.Usagef("executor %s is not valid: expected a gitlab-runner executor such as shell, docker or kubernetes", safeQuote(executor))
-	}
-	var b bytes.Buffer
-	enc := toml.NewEncoder(&b)
-	enc.SetIndentTables(true)
-	if err := enc.Encode(configTOML{Runners: []tomlRunner{{Name: name, URL: gitlabURL, Token: token, Executor: executor}}}); err != nil {
-		return nil, fmt.Errorf("encode TOML: %w", err)
-	}
-	return b.Bytes(), nil
+	return ConfigTOML(Stanza{Name: name, URL: gitlabURL, Token: token, Executor: executor})
 }
 
 // WriteFile writes data to path readable by its owner only (mode 0600), through a new file

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"regexp"
 	"testing"
 
 	"github.com/BurntSushi/toml"
@@ -215,4 +216,45 @@ func assertContent(t *testing.T, path, want string) {
 	b, err := os.ReadFile(path)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(string(b), want))
+}
+
+func TestConfigTOMLWithIDAndSystemID(t *testing.T) {
+	sid, err := SystemID("runner-2")
+	assert.NilError(t, err)
+	out, err := ConfigTOML(Stanza{Name: "runner-2", URL: "https://gitlab.example.com", Token: fakeToken, Executor: "docker-autoscaler", RunnerID: 4711, SystemID: sid})
+	assert.NilError(t, err)
+	golden.Assert(t, string(out), "config-id.toml.golden")
+
+	var cfg struct {
+		Runners []struct {
+			ID           int64           `toml:"id"`
+			Token        string          `toml:"token"`
+			FeatureFlags map[string]bool `toml:"feature_flags"`
+			// gitlab-runner rotates the token itself only when it knows an expiry.
+			TokenExpiresAt *string `toml:"token_expires_at"`
+		} `toml:"runners"`
+	}
+	assert.NilError(t, toml.Unmarshal(out, &cfg))
+	assert.Assert(t, is.Len(cfg.Runners, 1))
+	assert.Check(t, is.Equal(cfg.Runners[0].ID, int64(4711)))
+	assert.Check(t, cfg.Runners[0].FeatureFlags["FF_DISABLE_AUTOMATIC_TOKEN_ROTATION"])
+	assert.Check(t, cfg.Runners[0].TokenExpiresAt == nil)
+}
+
+func TestSystemID(t *testing.T) {
+	a, err := SystemID("gitlab-runner-0")
+	assert.NilError(t, err)
+	b, _ := SystemID("gitlab-runner-0")
+	c, _ := SystemID("gitlab-runner-1")
+	assert.Check(t, is.Equal(a, b), "the same host gets the same id")
+	assert.Check(t, a != c, "two replicas get two ids")
+	// The format gitlab-runner accepts in .runner_system_id (common/system_id_state.go).
+	assert.Check(t, regexp.MustCompile(`^s_[0-9a-zA-Z]{12}$`).MatchString(a), a)
+	lit, err := SystemID(" r_0123456789ab\n")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(lit, "r_0123456789ab"), "a system id is kept as it is")
+	_, err = SystemID(" ")
+	assert.Check(t, is.ErrorContains(err, "--system-id is empty"))
+	_, err = ConfigTOML(Stanza{Name: "n", URL: "https://gitlab.example.com", Token: fakeToken, Executor: "shell", SystemID: "s_short"})
+	assert.Check(t, is.ErrorContains(err, "system id \"s_short\" is not valid"))
 }
