@@ -46,6 +46,7 @@ type CLI struct {
 	Status StatusCmd `cmd:"" help:"Show the runner behind a variable, its managers and token expiry; the exit code says if action is needed."`
 	Delete DeleteCmd `cmd:"" help:"Delete the runner behind a variable and the variable."`
 	Prune  PruneCmd  `cmd:"" help:"Delete runners this tool created that no variable references any more, or that are stale."`
+	Adopt  AdoptCmd  `cmd:"" help:"Take over a runner created in the UI: reset its token, mark it and store the new token in a CI/CD variable, as create would have."`
 
 	Migrate MigrateCmd `cmd:"" help:"Create the runner a legacy Helm values file or register command described, store its token, and print the migrated configuration."`
 	Render  RenderCmd  `cmd:"" help:"Write the runner token from the job's environment as a Kubernetes Secret, Helm values or a config.toml stanza (for deploy jobs)."`

@@ -86,7 +86,7 @@ func (c *StatusCmd) Run(app *App) error {
 		}
 		rep.WaitManagers = &w
 		if len(w.Missing) > 0 && rep.ExitCode == fail.CodeOK {
-			rep.ExitCode = fail.CodeFailure
+			rep.ExitCode, rep.Health = fail.CodeFailure, lifecycle.HealthManagersNotBack
 			rep.Message = fmt.Sprintf("%d of %d managers have not contacted GitLab since the rotation at %s within %s: %s (redeploy them from $%s)", len(w.Missing), len(w.Missing)+len(w.Back), w.RotatedAt.Format(time.RFC3339), c.WaitManagers, lifecycle.DescribeManagers(w.Missing), r.Var.Key)
 		}
 	}

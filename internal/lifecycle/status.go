@@ -30,6 +30,9 @@ const (
 	// HealthNeverContacted is a warning, not a failure: no manager has used the runner's
 	// token yet (normal right after create, until the managers are deployed).
 	HealthNeverContacted = "never_contacted"
+	// HealthManagersNotBack (status --wait-managers, exit 1): a manager that used the token
+	// before the last rotation has not contacted GitLab since.
+	HealthManagersNotBack = "managers_not_back"
 )
 
 // StaleAfter is GitLab's rule: a runner that has not contacted it for this long (or, never

@@ -142,3 +142,31 @@ func ParseNote(note string) (userNote string, r Runner, ok bool) {
 	}
 	return userNote, r, r.Target != ""
 }
+
+// AdoptMarker starts the line adopt writes into a runner's maintenance note before it resets
+// the token of a runner made in the UI. It is deliberately not NoteMarker: create treats a
+// runner carrying NoteMarker for its variable that the variable does not record as an orphan
+// of a killed run and deletes it, and a hand-made runner must never be deleted because an
+// adoption was interrupted. The next adopt for the same variable reads it and finishes.
+const AdoptMarker = "[runner-bootstrap-adopt]"
+
+// AdoptLine renders the pending adoption line for target.
+func AdoptLine(target string, started time.Time) string {
+	return fmt.Sprintf("%s target=%s started=%s", AdoptMarker, target, started.UTC().Format(time.RFC3339))
+}
+
+// ParseAdopt splits a maintenance note into the user's part and a pending adoption's target.
+// ok is false when no adoption is pending.
+func ParseAdopt(note string) (userNote, target string, ok bool) {
+	i := strings.LastIndex(note, AdoptMarker)
+	if i < 0 {
+		return note, "", false
+	}
+	userNote = strings.TrimRight(note[:i], "\n ")
+	for _, m := range fieldRE.FindAllStringSubmatch(note[i:], -1) {
+		if m[1] == "target" {
+			target = m[2]
+		}
+	}
+	return userNote, target, target != ""
+}

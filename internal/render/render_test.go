@@ -4,8 +4,8 @@ import (
 	"encoding/base64"
 	"os"
 	"path/filepath"
-	"strings"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/BurntSushi/toml"

@@ -112,6 +112,26 @@ var scenarios = map[string]scenario{
 			return p
 		},
 	},
+	// The adoption of a runner made in the UI, whose token a host uses.
+	"adopt": {
+		command: "adopt", args: []string{"adopt", "--runner-id", "1000"},
+		prepare: plantHandMade,
+		check: func(b, a gitlabfake.State) []string {
+			p := converged(b, a)
+			if len(a.Runners) == 1 && len(b.Runners) == 1 {
+				if a.Runners[0].ID != b.Runners[0].ID {
+					p = append(p, fmt.Sprintf("runner %d replaced the adopted runner %d", a.Runners[0].ID, b.Runners[0].ID))
+				}
+				if a.Runners[0].Token == b.Runners[0].Token {
+					p = append(p, "the adopted runner's token was not reset")
+				}
+				if !strings.HasPrefix(a.Runners[0].MaintenanceNote, handMadeNote+"\n") || strings.Contains(a.Runners[0].MaintenanceNote, record.AdoptMarker) {
+					p = append(p, fmt.Sprintf("the adopted runner's maintenance note is %q, want the person's note and the tool's marker", a.Runners[0].MaintenanceNote))
+				}
+			}
+			return p
+		},
+	},
 	// A first apply of a manifest (batched reads, then the writes of create).
 	"apply": {command: "apply", args: []string{"apply", "--file", fleetFile}, check: converged},
 	// A re-apply with no change: only reads.
@@ -156,6 +176,28 @@ func plantOrphan(w *world) {
 	}); err != nil {
 		w.t.Fatal(err)
 	}
+}
+
+const handMadeNote = "made in the UI"
+
+// plantHandMade creates runner 1000 (the fake's first id) the way a person does in the UI: no marker, its token pasted
+// into a host that polls with it.
+func plantHandMade(w *world) {
+	c, err := gitlab.New(gitlab.Config{BaseURL: w.seed.URL, Token: w.seed.MaintainerToken, NoRetries: true})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	nt, err := c.CreateRunner(w.t.Context(), gitlab.RunnerAttrs{
+		Type: spec.ProjectType, ProjectID: target.OwnerID, Description: description, RunUntagged: true,
+		AccessLevel: spec.NotProtected, MaintenanceNote: handMadeNote,
+	})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if nt.RunnerID != 1000 {
+		w.t.Fatalf("the hand-made runner got id %d; the adopt scenario names runner 1000", nt.RunnerID)
+	}
+	w.fake.ContactRunner(nt.RunnerID, "s_host00000001")
 }
 
 // row is one API call of one scenario to inject faults into: the (skip+1)-th request matching
@@ -218,6 +260,15 @@ var rows = []row{
 	{scenario: "rotate", call: updateVariable, skip: 1, step: "store the new token"},
 	{scenario: "rotate", call: verifyToken, step: "check that the stored token is the runner's current one", bestEffort: true},
 	{scenario: "rotate", call: removeManager, step: "remove the manager the check recorded", bestEffort: true},
+	{scenario: "adopt", call: getRunner, step: "read the runner (type, owner, marker)"},
+	{scenario: "adopt", call: getProject, step: "resolve the project"},
+	{scenario: "adopt", call: getVariable, step: "read the variable"},
+	{scenario: "adopt", call: getMetadata, step: "learn the version (is there a managers route?)", bestEffort: true},
+	{scenario: "adopt", call: listManagers, step: "count the managers that use the current token"},
+	{scenario: "adopt", call: updateRunner, step: "write the pending adoption line"},
+	{scenario: "adopt", call: resetToken, step: "reset the token"},
+	{scenario: "adopt", call: createVariable, step: "store the new token"},
+	{scenario: "adopt", call: updateRunner, skip: 1, step: "replace the pending line with the marker"},
 	{scenario: "apply", call: getProject, step: "resolve the project"},
 	{scenario: "apply", call: listVariables, step: "list the owner's variables once"},
 	{scenario: "apply", call: listRunners, step: "list the owner's runners once"},
