@@ -320,3 +320,21 @@ func TestCompatReadme(t *testing.T) {
 	}
 	assert.Check(t, is.Contains(string(raw), "**GitLab "+compatFloor+" to 18.9**"), "the README states the compat floor")
 }
+
+// TestCompatVersionRequired: an include that forgets version, or gives a v-prefixed one, stops
+// at pipeline creation with one sentence naming the input (gitlab-ci-local words it as GitLab
+// does), rather than running a job whose image has no tag.
+func TestCompatVersionRequired(t *testing.T) {
+	requireTools(t)
+	p := newProject(t, "include:\n  - local: /compat/audit.yml\n")
+	res := p.runLocal(t, "--preview")
+	assert.Check(t, res.ExitCode != 0, "an include without version must fail")
+	assert.Check(t, is.Contains(res.Combined(), "`version` input: required value has not been provided"), res.Combined())
+	assert.Check(t, !strings.Contains(res.Stdout(), "runner-bootstrap audit"), "no job without a version:\n%s", res.Stdout())
+
+	p.setCI(t, "include:\n  - local: /compat/audit.yml\n    inputs:\n      version: v1.2.3\n")
+	res = p.runLocal(t, "--preview")
+	assert.Check(t, res.ExitCode != 0, "a v-prefixed version must fail")
+	assert.Check(t, is.Contains(res.Combined(), "`version` input: `v1.2.3` does not match required regex"), res.Combined())
+	assert.Check(t, !strings.Contains(res.Stdout(), "runner-bootstrap audit"), "no job with a v-prefixed version:\n%s", res.Stdout())
+}
