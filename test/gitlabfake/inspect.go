@@ -69,6 +69,10 @@ type Request struct {
 	Query   string `json:"query,omitempty"`
 	Body    string `json:"body,omitempty"`
 	Status  int    `json:"status"` // 0 when the connection was dropped or the client gave up
+	// Start is when the request arrived and End when its answer was ready (or it was given
+	// up): tests group requests in flight together into round trips.
+	Start time.Time `json:"-"`
+	End   time.Time `json:"-"`
 }
 
 func exportRunner(r *runner) Runner {
@@ -202,6 +206,7 @@ func (s *Server) Writes() int {
 }
 
 func (s *Server) record(r Request) {
+	r.End = time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, r)

@@ -221,6 +221,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		RawPath: r.URL.EscapedPath(),
 		Query:   redactQuery(r.URL.RawQuery),
 		Body:    redactBody(body, r.Header.Get("Content-Type")),
+		Start:   time.Now(),
 	}
 
 	s.mu.Lock()
