@@ -37,7 +37,7 @@ type Summary struct {
 // Summarize counts the plan (and the results, once applied).
 func (f *Fleet) Summarize(p *Plan, dryRun bool) Summary {
 	s := Summary{DryRun: dryRun, Shard: p.Shard.String(), Concurrency: f.conc(), Planned: map[Action]int{},
-		PruneSkipped: p.PruneSkipped, APICalls: p.snap.calls.Load(), Seconds: f.now().Sub(p.started).Seconds()}
+		PruneSkipped: p.PruneSkipped, APICalls: f.calls() - p.calls, Seconds: f.now().Sub(p.started).Seconds()}
 	for _, a := range []Action{Create, Update, Replace, Unchanged, Delete, Fail} {
 		s.Planned[a] = 0
 	}
@@ -66,8 +66,8 @@ func (f *Fleet) Summarize(p *Plan, dryRun bool) Summary {
 	return s
 }
 
-// Apply carries the plan out with at most Concurrency changes in flight. Each entry goes
-// through lifecycle.Ensure (over the plan's snapshot), so the order that makes a run safe to
+// Apply carries the plan out with at most Concurrency changes in flight. Each entry's
+// lifecycle.Plan goes through lifecycle.Execute, so the order that makes a run safe to
 // interrupt is Ensure's: the runner is created with its marker, its token stored with the
 // runner's id in the variable's description, and the runner deleted again if storing fails.
 // One failing entry does not stop the others. Every item gets a Result.
@@ -94,9 +94,9 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan) {
 	forEach(ctx, len(work), f.conc(), func(i int) {
 		it := work[i]
 		if it.Action == Delete {
-			f.applyDelete(ctx, p.snap, it)
+			f.applyDelete(ctx, it)
 		} else {
-			f.applyEntry(ctx, p.snap, it, entryLog)
+			f.applyEntry(ctx, it, entryLog)
 		}
 		if it.Result == ResultFailed {
 			prog.Failed(p.itemName(it), it.Error)
@@ -112,11 +112,11 @@ func (f *Fleet) Apply(ctx context.Context, p *Plan) {
 	f.readBack(ctx, p)
 }
 
-func (f *Fleet) applyEntry(ctx context.Context, s *snapshot, it *Item, log *logrus.Logger) {
-	v := &view{s: s, target: it.target, desc: it.desc}
-	svc := lifecycle.New(v, log.WithField("entry", it.Entry))
+func (f *Fleet) applyEntry(ctx context.Context, it *Item, log *logrus.Logger) {
+	svc := lifecycle.New(f.API, log.WithField("entry", it.Entry))
 	svc.Now = f.now
-	res, err := svc.Ensure(ctx, it.resolved)
+	svc.BulkReadBack = true // readBack settles concurrent runs for the whole plan
+	res, err := svc.Execute(ctx, it.resolved, it.plan)
 	it.Orphans = res.OrphansDeleted
 	it.Notes = res.Notes
 	if err != nil {
@@ -133,15 +133,14 @@ func (f *Fleet) applyEntry(ctx context.Context, s *snapshot, it *Item, log *logr
 // applyDelete removes a runner --prune found: first the variable that records it, if any,
 // then the runner. Interrupted in between, the runner is still marked and no variable wants
 // it, so the next --prune deletes it.
-func (f *Fleet) applyDelete(ctx context.Context, s *snapshot, it *Item) {
-	v := &view{s: s}
+func (f *Fleet) applyDelete(ctx context.Context, it *Item) {
 	if ref := it.prune.variable; ref != nil {
-		if err := v.DeleteVariable(ctx, *ref); err != nil && !gitlab.IsNotFound(err) {
+		if err := f.API.DeleteVariable(ctx, *ref); err != nil && !gitlab.IsNotFound(err) {
 			it.Result, it.Error = ResultFailed, err.Error()
 			return
 		}
 	}
-	if err := v.DeleteRunner(ctx, it.RunnerID); err != nil && !gitlab.IsNotFound(err) {
+	if err := f.API.DeleteRunner(ctx, it.RunnerID); err != nil && !gitlab.IsNotFound(err) {
 		it.Result, it.Error = ResultFailed, err.Error()
 		return
 	}
@@ -149,7 +148,7 @@ func (f *Fleet) applyDelete(ctx context.Context, s *snapshot, it *Item) {
 	f.Log.WithField("runner_id", it.RunnerID).Infof("pruned runner %d (%s): %s", it.RunnerID, it.Owner, it.Reason)
 }
 
-// readBack is Ensure's last step, batched: it lists the variables that got a new runner once
+// readBack is Ensure's last step, batched (Execute leaves it out under BulkReadBack): it lists the variables that got a new runner once
 // more and checks that each still records that runner. When a concurrent run stored its own
 // runner since, the run that lost deletes the runner it created, so that whichever run wrote
 // last keeps its runner and no runner is left whose token is stored nowhere.
@@ -171,7 +170,7 @@ func (f *Fleet) readBack(ctx context.Context, p *Plan) {
 		o := owners[i]
 		var vars []gitlab.Variable
 		var err error
-		p.snap.call(func() { vars, err = p.snap.listVariablesExpecting(ctx, o) })
+		vars, err = p.snap.listVariablesExpecting(ctx, o, len(byOwner[o]))
 		if err != nil {
 			f.Log.Warnf("could not read the variables of %s back (%v); a concurrent run, if there was one, is sorted out by the next run", p.snap.ownerName(o.kind, o.id), err)
 			return
@@ -189,7 +188,7 @@ func (f *Fleet) readBack(ctx context.Context, p *Plan) {
 			}
 			mine := it.RunnerID
 			var derr error
-			p.snap.call(func() { derr = p.snap.api.DeleteRunner(ctx, mine) })
+			derr = p.snap.api.DeleteRunner(ctx, mine)
 			mu.Lock()
 			switch {
 			case exists && managed:

@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -69,8 +68,8 @@ type Item struct {
 	Error  string `json:"error,omitempty"`
 
 	resolved lifecycle.Resolved
-	ok       bool // resolved is set
-	writes   int  // writes Ensure would make (counted in the dry run)
+	ok       bool           // resolved is set
+	plan     lifecycle.Plan // what Decide planned; Execute carries it out
 	target   string
 	desc     string
 	prune    *pruneTarget
@@ -87,7 +86,7 @@ func (it *Item) needsWork() bool {
 	case Create, Update, Replace, Delete:
 		return true
 	case Unchanged:
-		return it.writes > 0
+		return it.plan.Writes()
 	}
 	return false
 }
@@ -103,6 +102,7 @@ type Plan struct {
 
 	snap    *snapshot
 	started time.Time
+	calls   int64 // the client's count of API calls when the plan started
 }
 
 // Fleet plans and applies manifests against one GitLab.
@@ -125,6 +125,14 @@ func (f *Fleet) now() time.Time {
 	return time.Now()
 }
 
+// calls is the client's count of API calls (0 for an API that does not count them).
+func (f *Fleet) calls() int64 {
+	if c, ok := f.API.(interface{ Calls() int64 }); ok {
+		return c.Calls()
+	}
+	return 0
+}
+
 func (f *Fleet) conc() int {
 	if f.Concurrency < 1 {
 		return 8
@@ -137,7 +145,7 @@ func (f *Fleet) conc() int {
 // when the manifest itself is wrong once ids are known (two entries resolve to one variable),
 // with exit code 2.
 func (f *Fleet) Plan(ctx context.Context, m *Manifest, sh Shard, prune bool) (*Plan, error) {
-	p := &Plan{File: m.File, Shard: sh, Prune: prune, snap: newSnapshot(f.API), started: f.now()}
+	p := &Plan{File: m.File, Shard: sh, Prune: prune, snap: newSnapshot(f.API), started: f.now(), calls: f.calls()}
 	entries := m.Select(sh)
 
 	// 1. Every project and group once; meanwhile the lists of step 3 for owners named by
@@ -156,12 +164,10 @@ func (f *Fleet) Plan(ctx context.Context, m *Manifest, sh Shard, prune bool) (*P
 	}
 
 	// 2. Each entry's spec, resolved from those answers by lifecycle's own Resolve.
-	quiet := discardLogger()
-	resolver := &lifecycle.Service{API: &view{s: p.snap, dry: true}, Log: quiet, Now: f.now, Pause: func(time.Duration) {}}
 	for _, e := range entries {
 		it := &Item{Entry: e.Name(), Line: e.Line, RunnerType: string(e.Spec.Runner.Type), VariableKey: e.Spec.Variable.Key,
 			Owner: runnerOwnerAsWritten(e.Spec.Runner), Variable: describeVariable(e.Spec.Variable)}
-		r, err := resolver.Resolve(ctx, e.Spec)
+		r, err := lifecycle.ResolveFrom(ctx, p.snap, e.Spec)
 		if err != nil {
 			it.Action, it.Reason = Fail, err.Error()
 		} else {
@@ -223,7 +229,7 @@ func (f *Fleet) Plan(ctx context.Context, m *Manifest, sh Shard, prune bool) (*P
 	}
 	p.snap.fetchDetails(ctx, ids, f.conc())
 
-	// 5. What Ensure would do, computed by Ensure itself over the snapshot with writes held back.
+	// 5. What Ensure would do: lifecycle's Observe over the snapshot, then Decide.
 	for _, it := range p.Items {
 		if it.ok {
 			f.planEntry(ctx, it, p.snap)
@@ -237,29 +243,34 @@ func (f *Fleet) Plan(ctx context.Context, m *Manifest, sh Shard, prune bool) (*P
 	return p, nil
 }
 
-// planEntry runs Ensure against a dry view: it stops where a runner would be created.
+// planEntry observes the entry's state from the snapshot and lets lifecycle.Decide plan it.
 func (f *Fleet) planEntry(ctx context.Context, it *Item, s *snapshot) {
-	v := &view{s: s, target: it.target, desc: it.desc, dry: true}
-	svc := &lifecycle.Service{API: v, Log: discardLogger(), Now: f.now, Pause: func(time.Duration) {}}
-	res, err := svc.Ensure(ctx, it.resolved)
-	it.writes = v.writes
-	it.Orphans = res.OrphansDeleted
+	svc := &lifecycle.Service{API: f.API, Log: discardLogger(), Now: f.now}
+	st, err := svc.ObserveFrom(ctx, it.resolved, s)
+	if err != nil {
+		it.Action, it.Reason = Fail, err.Error()
+		return
+	}
+	p := lifecycle.Decide(it.resolved, st)
+	it.plan = p
+	res := p.Result
+	it.Orphans = p.DeleteOrphans
 	it.Changes, it.Diff = res.Changes, res.Diff
 	it.Notes = res.Notes
 	it.PreviousRunnerID = res.PreviousRunnerID
 	switch {
-	case errors.Is(err, errPlanned) && res.PreviousRunnerID != 0:
+	case p.Err != nil:
+		it.Action, it.Reason = Fail, p.Err.Error()
+	case p.Create != nil && res.PreviousRunnerID != 0:
 		it.Action = Replace
-		if d, _ := s.runner(ctx, res.PreviousRunnerID); d == nil {
+		if p.Create.Missing {
 			it.Reason = fmt.Sprintf("runner %d recorded in the variable no longer exists", res.PreviousRunnerID)
 		} else {
-			it.Reason = fmt.Sprintf("runner %d is a %s runner of another owner, and GitLab cannot move a runner", res.PreviousRunnerID, d.Type)
+			it.Reason = fmt.Sprintf("runner %d is a %s runner of another owner, and GitLab cannot move a runner", res.PreviousRunnerID, st.Runner.Type)
 		}
 		it.Changes, it.Diff = nil, nil
-	case errors.Is(err, errPlanned):
+	case p.Create != nil:
 		it.Action = Create
-	case err != nil:
-		it.Action, it.Reason = Fail, err.Error()
 	case res.Action == lifecycle.ActionUpdated:
 		it.Action = Update
 		it.RunnerID, it.TokenExpiresAt = res.RunnerID, res.TokenExpiresAt
@@ -374,7 +385,7 @@ func (p *Plan) planPrune(ctx context.Context, f *Fleet, lists []listKey) {
 func (p *Plan) recordsRunner(ctx context.Context, ref gitlab.VarRef, id int64) (bool, error) {
 	v, listed, err := p.snap.variable(ref)
 	if !listed && err == nil {
-		p.snap.call(func() { v, err = p.snap.api.GetVariable(ctx, ref) })
+		v, err = p.snap.api.GetVariable(ctx, ref)
 	}
 	if gitlab.IsNotFound(err) {
 		return false, nil

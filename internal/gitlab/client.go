@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -62,6 +63,9 @@ type Client struct {
 	base      *url.URL
 	noRetries bool
 	budget    *budget
+
+	// calls counts the API calls made (see Calls).
+	calls atomic.Int64
 
 	// server is what Server learned, read once per run.
 	serverMu sync.Mutex
@@ -324,17 +328,23 @@ func (q quietLogger) Info(msg string, kv ...any)  {}
 func (q quietLogger) Debug(msg string, kv ...any) {}
 func (q quietLogger) Warn(msg string, kv ...any)  { q.log.Debug(strings.ToLower(msg)) }
 
+// Calls is how many API calls the client made: each request once however often it was
+// retried, each page of a list once.
+func (c *Client) Calls() int64 { return c.calls.Load() }
+
 // idem is the request options of an idempotent call (GET, PUT, DELETE): besides 429 and 5xx,
 // it is retried after any failure without an answer (a dropped connection, a request timeout),
 // because repeating it cannot do anything twice. client-go itself retries only errors it knows
 // happened before the request was sent, since it cannot tell the method without a response.
 func (c *Client) idem(ctx context.Context) []gl.RequestOptionFunc {
+	c.calls.Add(1)
 	return []gl.RequestOptionFunc{gl.WithContext(ctx), gl.WithRequestRetry(c.retryIdempotent)}
 }
 
 // post is the request options of a call that is not idempotent: client-go's own policy, with
 // WithOnlyIdempotentRetries, retries it only after a 429 or an error before it was sent.
 func (c *Client) post(ctx context.Context) []gl.RequestOptionFunc {
+	c.calls.Add(1)
 	return []gl.RequestOptionFunc{gl.WithContext(ctx)}
 }
 

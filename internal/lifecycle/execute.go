@@ -90,43 +90,34 @@ func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Vari
 	log := s.Log.WithField("runner_id", nt.RunnerID)
 	log.Infof("created %s runner %d for %s", a.Type, nt.RunnerID, r.OwnerPath)
 
-	if newer, err := s.marked(ctx, r, func(other int64) bool { return other > nt.RunnerID }); err != nil || len(newer) > 0 {
-		// A concurrent run created a newer runner: it wins, and this run stores nothing.
-		s.discard(ctx, nt.RunnerID)
-		if err != nil {
-			return res, err
+	if !s.BulkReadBack {
+		if newer, err := s.marked(ctx, r, func(other int64) bool { return other > nt.RunnerID }); err != nil || len(newer) > 0 {
+			// A concurrent run created a newer runner: it wins, and this run stores nothing.
+			s.discard(ctx, nt.RunnerID)
+			if err != nil {
+				return res, err
+			}
+			return res, errSuperseded
 		}
-		return res, errSuperseded
 	}
 
 	rec := record.Variable{RunnerID: nt.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
-	err = s.store(ctx, r, v, nt, rec)
-	if err != nil && gitlab.IsAmbiguous(err) {
-		// No answer: GitLab may have stored the token. Deleting the runner now could leave a
-		// variable holding the token of a deleted runner, so decide from a read, as everywhere
-		// else: the description names the new runner only if this write happened.
-		got, rerr := s.API.GetVariable(ctx, r.Var)
-		if rerr != nil && !gitlab.IsNotFound(rerr) {
-			return res, fmt.Errorf("%w; whether the token of runner %d was stored could not be read back either (%v), so the runner is kept: it is marked, so the next run with the same spec keeps it if its token is stored, or deletes it", err, nt.RunnerID, rerr)
-		}
-		if rerr == nil {
-			if cur, ok := record.ParseVariable(got.Description); ok && cur.RunnerID == nt.RunnerID {
-				log.Warnf("storing the token got no answer (%v), but %s records runner %d: it was stored", err, r.VarName(), nt.RunnerID)
-				err = nil
-			}
-		}
-	}
-	if err != nil {
-		if derr := s.API.DeleteRunner(ctx, nt.RunnerID); derr != nil {
-			return res, fmt.Errorf("%w; runner %d was created but its token could not be stored, and deleting it failed too (%v): it is marked, so the next run with the same spec (or runner-bootstrap prune) deletes it", err, nt.RunnerID, derr)
-		}
-		return res, fmt.Errorf("%w; runner %d was deleted again so that no runner is left whose token is stored nowhere", err, nt.RunnerID)
+	if err := s.storeNew(ctx, r, v, nt, rec); err != nil {
+		return res, err
 	}
 	log.Infof("stored its token in %s", r.VarName())
+	if s.BulkReadBack {
+		res.RunnerID, res.TokenExpiresAt = nt.RunnerID, nt.ExpiresAt
+		return res, nil
+	}
 
-	// Read back, and list the older marked runners, at once: a concurrent run may have
-	// stored its own runner after us, or someone deleted the variable (then no runner may
-	// stay whose token is stored nowhere).
+	return s.settle(ctx, r, nt, rec, res)
+}
+
+// settle is step 6 of Ensure: it reads the variable back and lists the older marked runners at
+// once, since a concurrent run may have stored its own runner after this one, or someone
+// deleted the variable (then no runner may stay whose token is stored nowhere).
+func (s *Service) settle(ctx context.Context, r Resolved, nt gitlab.NewToken, rec record.Variable, res Result) (Result, error) {
 	var got *gitlab.Variable
 	var gerr error
 	var older []int64
@@ -161,6 +152,34 @@ func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Vari
 	res.RunnerID = nt.RunnerID
 	res.TokenExpiresAt = nt.ExpiresAt
 	return res, nil
+}
+
+// storeNew stores a new runner's token; when that fails, the runner is deleted again so that
+// no runner is left whose token is stored nowhere.
+func (s *Service) storeNew(ctx context.Context, r Resolved, v *gitlab.Variable, nt gitlab.NewToken, rec record.Variable) error {
+	err := s.store(ctx, r, v, nt, rec)
+	if err != nil && gitlab.IsAmbiguous(err) {
+		// No answer: GitLab may have stored the token. Deleting the runner now could leave a
+		// variable holding the token of a deleted runner, so decide from a read, as everywhere
+		// else: the description names the new runner only if this write happened.
+		got, rerr := s.API.GetVariable(ctx, r.Var)
+		if rerr != nil && !gitlab.IsNotFound(rerr) {
+			return fmt.Errorf("%w; whether the token of runner %d was stored could not be read back either (%v), so the runner is kept: it is marked, so the next run with the same spec keeps it if its token is stored, or deletes it", err, nt.RunnerID, rerr)
+		}
+		if rerr == nil {
+			if cur, ok := record.ParseVariable(got.Description); ok && cur.RunnerID == nt.RunnerID {
+				s.Log.WithField("runner_id", nt.RunnerID).Warnf("storing the token got no answer (%v), but %s records runner %d: it was stored", err, r.VarName(), nt.RunnerID)
+				err = nil
+			}
+		}
+	}
+	if err != nil {
+		if derr := s.API.DeleteRunner(ctx, nt.RunnerID); derr != nil {
+			return fmt.Errorf("%w; runner %d was created but its token could not be stored, and deleting it failed too (%v): it is marked, so the next run with the same spec (or runner-bootstrap prune) deletes it", err, nt.RunnerID, derr)
+		}
+		return fmt.Errorf("%w; runner %d was deleted again so that no runner is left whose token is stored nowhere", err, nt.RunnerID)
+	}
+	return nil
 }
 
 // store writes the token and its record. A new variable is created masked (and hidden and

@@ -43,13 +43,31 @@ type API interface {
 
 var _ API = (*gitlab.Client)(nil)
 
+// Namespaces looks projects and groups up: what Resolve reads.
+type Namespaces interface {
+	ResolveProject(ctx context.Context, ref string) (gitlab.Namespace, error)
+	ResolveGroup(ctx context.Context, ref string) (gitlab.Namespace, error)
+}
+
+// Reads is what Observe reads: a variable, an owner's runners and a runner's details. The
+// GitLab client is one; fleet's snapshot of its bulk lists is another.
+type Reads interface {
+	GetVariable(ctx context.Context, v gitlab.VarRef) (*gitlab.Variable, error)
+	ListOwnerRunners(ctx context.Context, owner spec.OwnerKind, ownerID int64, typ spec.RunnerType) ([]gitlab.RunnerSummary, error)
+	GetRunner(ctx context.Context, id int64) (*gitlab.Runner, error)
+}
+
 // Service applies the rules. Log receives progress lines; Now is the clock.
 type Service struct {
-	API API
+	API API // required
 	Log logrus.FieldLogger
 	Now func() time.Time
 	// Pause waits between attempts when concurrent runs race (tests make it instant).
 	Pause func(time.Duration)
+	// BulkReadBack is set by a caller that reads every variable it stored back in bulk and
+	// settles concurrent runs itself (fleet's apply): Execute then leaves out its per-runner
+	// look for a newer marked runner and its read-back.
+	BulkReadBack bool
 }
 
 // New returns a Service with a real clock.
@@ -71,6 +89,11 @@ type Resolved struct {
 
 // Resolve validates s and looks its projects and groups up. It only reads.
 func (s *Service) Resolve(ctx context.Context, sp spec.Spec) (Resolved, error) {
+	return ResolveFrom(ctx, s.API, sp)
+}
+
+// ResolveFrom is Resolve with the look-ups answered by ns.
+func ResolveFrom(ctx context.Context, ns Namespaces, sp spec.Spec) (Resolved, error) {
 	sp.DefaultOwner()
 	if err := sp.Validate(); err != nil {
 		return Resolved{}, err
@@ -79,20 +102,20 @@ func (s *Service) Resolve(ctx context.Context, sp spec.Spec) (Resolved, error) {
 	cache := map[string]gitlab.Namespace{}
 	resolve := func(kind spec.OwnerKind, ref string) (gitlab.Namespace, error) {
 		k := string(kind) + ":" + ref
-		if ns, ok := cache[k]; ok {
-			return ns, nil
+		if n, ok := cache[k]; ok {
+			return n, nil
 		}
-		var ns gitlab.Namespace
+		var n gitlab.Namespace
 		var err error
 		if kind == spec.OwnerGroup {
-			ns, err = s.API.ResolveGroup(ctx, ref)
+			n, err = ns.ResolveGroup(ctx, ref)
 		} else {
-			ns, err = s.API.ResolveProject(ctx, ref)
+			n, err = ns.ResolveProject(ctx, ref)
 		}
 		if err == nil {
-			cache[k] = ns
+			cache[k] = n
 		}
-		return ns, err
+		return n, err
 	}
 	rn := sp.Runner
 	r.Attrs = gitlab.RunnerAttrs{

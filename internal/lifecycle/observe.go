@@ -35,12 +35,18 @@ type State struct {
 // Its error is a failed read of the variable (not a 404); what the other reads found, errors
 // included, is in State for Decide to judge.
 func (s *Service) Observe(ctx context.Context, r Resolved) (State, error) {
+	return s.ObserveFrom(ctx, r, s.API)
+}
+
+// ObserveFrom is Observe with the reads answered by rd (fleet answers them from its bulk
+// lists). The recorded runner goes through the same trust check.
+func (s *Service) ObserveFrom(ctx context.Context, r Resolved, rd Reads) (State, error) {
 	var st State
 	var list []gitlab.RunnerSummary
 	var verr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		v, err := s.API.GetVariable(ctx, r.Var)
+		v, err := rd.GetVariable(ctx, r.Var)
 		switch {
 		case err == nil:
 			st.Variable = v
@@ -51,7 +57,7 @@ func (s *Service) Observe(ctx context.Context, r Resolved) (State, error) {
 	})
 	wg.Go(func() {
 		owner, id := runnerOwner(r.Attrs)
-		list, st.MarkedErr = s.API.ListOwnerRunners(ctx, owner, id, r.Attrs.Type)
+		list, st.MarkedErr = rd.ListOwnerRunners(ctx, owner, id, r.Attrs.Type)
 	})
 	wg.Wait()
 	if verr != nil {
@@ -60,11 +66,11 @@ func (s *Service) Observe(ctx context.Context, r Resolved) (State, error) {
 	var recorded int64
 	if st.RecordOK {
 		recorded = st.Record.RunnerID
-		wg.Go(func() { st.Runner, st.RunnerErr = s.recordedRunner(ctx, r, st.Record) })
+		wg.Go(func() { st.Runner, st.RunnerErr = recordedRunnerFrom(ctx, rd, r, st.Record) })
 	}
 	if st.MarkedErr == nil {
 		wg.Go(func() {
-			st.Marked, st.MarkedErr = s.markedIn(ctx, r, list, func(id int64) bool { return id != recorded })
+			st.Marked, st.MarkedErr = markedIn(ctx, rd, r, list, func(id int64) bool { return id != recorded })
 		})
 	}
 	wg.Wait()
@@ -79,12 +85,12 @@ func (s *Service) marked(ctx context.Context, r Resolved, pick func(int64) bool)
 	if err != nil {
 		return nil, err
 	}
-	return s.markedIn(ctx, r, list, pick)
+	return markedIn(ctx, s.API, r, list, pick)
 }
 
 // markedIn reads the details of each candidate of list at once to see its marker. Every
 // runner this tool creates for r has r's description; others need no GET.
-func (s *Service) markedIn(ctx context.Context, r Resolved, list []gitlab.RunnerSummary, pick func(int64) bool) ([]int64, error) {
+func markedIn(ctx context.Context, rd Reads, r Resolved, list []gitlab.RunnerSummary, pick func(int64) bool) ([]int64, error) {
 	target := r.Var.Target()
 	var cands []int64
 	for _, sum := range list {
@@ -98,7 +104,7 @@ func (s *Service) markedIn(ctx context.Context, r Resolved, list []gitlab.Runner
 	g.SetLimit(detailReads)
 	for i, id := range cands {
 		g.Go(func() error {
-			d, err := s.API.GetRunner(ctx, id)
+			d, err := rd.GetRunner(ctx, id)
 			if gitlab.IsNotFound(err) {
 				return nil
 			}

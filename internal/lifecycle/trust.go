@@ -32,7 +32,12 @@ var ErrNotCreatedFor = errors.New("the variable does not name a runner created f
 //
 // A missing runner gives GitLab's 404 (IsNotFound); any other refusal wraps ErrNotCreatedFor.
 func (s *Service) recordedRunner(ctx context.Context, r Resolved, rec record.Variable) (*gitlab.Runner, error) {
-	runner, err := s.API.GetRunner(ctx, rec.RunnerID)
+	return recordedRunnerFrom(ctx, s.API, r, rec)
+}
+
+// recordedRunnerFrom is recordedRunner with the runner read from rd (Observe's reads).
+func recordedRunnerFrom(ctx context.Context, rd Reads, r Resolved, rec record.Variable) (*gitlab.Runner, error) {
+	runner, err := rd.GetRunner(ctx, rec.RunnerID)
 	if err != nil {
 		return nil, err
 	}
