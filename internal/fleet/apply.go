@@ -28,8 +28,8 @@ type Summary struct {
 	OrphansDeleted int            `json:"orphans_deleted,omitempty"`
 	Failed         int            `json:"failed"`
 	PruneSkipped   string         `json:"prune_skipped,omitempty"`
-	// APICalls counts the calls made to the GitLab API; a retried call, or a list read in
-	// several pages, counts once.
+	// APICalls counts the calls made to the GitLab API, as the client counts them: a retried
+	// call once, each page of a list once.
 	APICalls int64   `json:"api_calls"`
 	Seconds  float64 `json:"seconds"`
 }
