@@ -91,7 +91,9 @@ func TestRoundTrips(t *testing.T) {
 		{project},
 		{variable},
 		{fmt.Sprintf("GET /runners/%d", id)},
-		{"PUT /projects/42/variables/RUNNER_TOKEN"}, // rotation_pending: the variable is writable
+		{"GET /metadata"}, // whether this GitLab lists managers (the capability table)
+		{fmt.Sprintf("GET /runners/%d/managers", id)}, // more than one active manager is said
+		{"PUT /projects/42/variables/RUNNER_TOKEN"},   // rotation_pending: the variable is writable
 		{fmt.Sprintf("POST /runners/%d/reset_authentication_token", id)},
 		{"PUT /projects/42/variables/RUNNER_TOKEN"}, // the new token
 		{"POST /runners/verify"},                    // it is the runner's current one
