@@ -123,7 +123,22 @@ func TestErrorSentences(t *testing.T) {
 		assert.Check(t, is.ErrorContains(err, tc.want), "status %d", tc.status)
 		assert.Check(t, is.Equal(fail.Code(err), tc.code), "status %d", tc.status)
 		assert.Check(t, is.Equal(IsNotFound(err), tc.status == 404))
+		assert.Check(t, !IsTaken(err), "status %d", tc.status)
 	}
+}
+
+// TestTakenIsASentinel: a create of a variable that exists is GitLab's 400 with "has already
+// been taken" in the key's messages; callers test the sentinel, never the text.
+func TestTakenIsASentinel(t *testing.T) {
+	c := server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"message":{"key":["(RUNNER_TOKEN) has already been taken"]}}`)
+	})
+	ref := VarRef{Owner: spec.OwnerProject, OwnerID: 42, Key: "RUNNER_TOKEN", Scope: "*"}
+	err := c.CreateVariable(t.Context(), ref, VariableWrite{Value: new(token.Secret("x")), Masked: new(true)})
+	assert.Check(t, IsTaken(err), "%v", err)
+	assert.Check(t, is.Equal(fail.Code(err), fail.CodeConflict))
+	assert.Check(t, is.ErrorContains(err, "(RUNNER_TOKEN) has already been taken"))
 }
 
 func TestConnectionRefusedIsAmbiguousAndNamesHost(t *testing.T) {

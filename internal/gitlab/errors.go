@@ -20,12 +20,20 @@ import (
 // ErrNotFound is wrapped by every error for a 404 answer.
 var ErrNotFound = errors.New("not found")
 
+// ErrTaken is wrapped by the error of a create that GitLab refused because the object exists
+// already (400 "has already been taken": a variable of that key and scope). GitLab gives no
+// code for it, so the answer's text is read here, once.
+var ErrTaken = errors.New("already taken")
+
 // errTransport is wrapped by every error where no HTTP answer arrived: the server may or may
 // not have acted on the request.
 var errTransport = errors.New("no answer from GitLab")
 
 // IsNotFound reports whether err is GitLab's 404.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// IsTaken reports whether err is GitLab refusing a create because the object exists already.
+func IsTaken(err error) bool { return errors.Is(err, ErrTaken) }
 
 // IsAmbiguous reports whether the request may have been carried out although it failed (the
 // connection dropped or timed out before an answer arrived).
@@ -144,6 +152,9 @@ func fromResponse(o op, er *gl.ErrorResponse) error {
 	default:
 		code = fail.CodeConflict
 		se.msg = fmt.Sprintf("cannot %s: GitLab rejected it (%d): %s", o.action, status, firstSentence(orDefault(body.text, http.StatusText(status))))
+		if status == http.StatusBadRequest && strings.Contains(body.text, "has already been taken") {
+			se.sentinel = ErrTaken
+		}
 	}
 	return fail.WithCode(code, se)
 }

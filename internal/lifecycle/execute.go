@@ -197,7 +197,7 @@ func (s *Service) store(ctx context.Context, r Resolved, v *gitlab.Variable, nt 
 		if err == nil {
 			return s.checkScopeKept(ctx, r)
 		}
-		if !strings.Contains(err.Error(), "has already been taken") {
+		if !gitlab.IsTaken(err) {
 			return err
 		}
 		// Someone created it since step 1: a concurrent run of this tool (update it), or a

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // VariablePrefix starts the description of every variable the tool manages.
@@ -111,6 +112,14 @@ type Runner struct {
 // Line renders the marker line.
 func (r Runner) Line() string {
 	return fmt.Sprintf("%s target=%s created=%s", NoteMarker, r.Target, r.CreatedAt.UTC().Format(time.RFC3339))
+}
+
+// NoteRoom is how many characters of a user's maintenance note fit beside the marker line for
+// target within max characters: the line itself (with the longest creation time) and the
+// newline before it, measured on Line, so that the budget follows the format.
+func NoteRoom(target string, max int) int {
+	longest := Runner{Target: target, CreatedAt: time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)}
+	return max - utf8.RuneCountInString(longest.Line()) - 1
 }
 
 // ComposeNote appends the marker line to the user's own maintenance note.

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
 )
 
 // RunnerType is the scope of a runner, with GitLab's own names.
@@ -191,10 +192,8 @@ func (r Runner) Validate() error {
 // noteRoom is how many characters of a maintenance note fit beside the tool's marker line for
 // variable v (GitLab's limit is 1,024 characters for the whole note).
 func noteRoom(v Variable) int {
-	// "[runner-bootstrap] target=project:<id>/<key>@<scope> created=2006-01-02T15:04:05Z",
-	// with room for the longest numeric id, and the newline before it.
-	marker := len("[runner-bootstrap] target=") + len(Target(v.Owner, 1<<62, v.Key, v.EnvironmentScope)) + len(" created=2006-01-02T15:04:05Z")
-	return MaxTextLength - marker - 1
+	// With room for the longest numeric id.
+	return record.NoteRoom(Target(v.Owner, 1<<62, v.Key, v.EnvironmentScope), MaxTextLength)
 }
 
 // checkNote checks that the user's maintenance note fits beside the marker.

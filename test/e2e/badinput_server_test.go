@@ -166,9 +166,13 @@ func TestServerMessagesAreOneSentence(t *testing.T) {
 		name  string
 		fault gitlabfake.Fault
 		args  []string
+		code  int
+		want  string
 	}{
-		{"401 token expired", f("POST", "/user/runners", 401, body401Expired), []string{"create", "--project-id", "42"}},
-		{"409 several scopes", f("GET", "/projects/*/variables/*", 409, body409Multiple), []string{"status", "--project-id", "42"}},
+		{"401 token expired", f("POST", "/user/runners", 401, body401Expired), []string{"create", "--project-id", "42"},
+			exitAuth, "GitLab refused the access token (401 Unauthorized: Token is expired)"},
+		{"409 several scopes", f("GET", "/projects/*/variables/*", 409, body409Multiple), []string{"status", "--project-id", "42"},
+			exitConflict, "GitLab holds several variables with this key in different environment scopes (409)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -176,7 +180,15 @@ func TestServerMessagesAreOneSentence(t *testing.T) {
 			tg.needFake(t)
 			tg.fake.AddFault(tc.fault)
 			res := tg.run(t, tg.seed.MaintainerToken, nil, tc.args...)
+			// The fault must have fired, or the sentence below says nothing about it.
+			fired := false
+			for _, r := range tg.fake.Requests() {
+				fired = fired || (r.Method == tc.fault.Method && r.Status == tc.fault.Status)
+			}
+			assert.Assert(t, fired, "the injected %d on %s %s was never answered", tc.fault.Status, tc.fault.Method, tc.fault.Path)
+			res.Assert(t, icmd.Expected{ExitCode: tc.code, Err: tc.want})
 			last := strings.TrimPrefix(lastLine(res.Stderr()), "runner-bootstrap: ")
+			assert.Check(t, is.Contains(last, tc.want))
 			assert.Check(t, !strings.Contains(last, ". "), "more than one sentence: %q", last)
 		})
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -87,4 +88,47 @@ func TestRotateAllSkipsAnUnreadableSubproject(t *testing.T) {
 	res := tg.run(t, tok, nil, "rotate", "--all", "--group-id", "platform", "--include-subgroups")
 	res.Assert(t, icmd.Expected{ExitCode: 1, Out: "1 rotated, 0 skipped, 1 failed"})
 	assert.Check(t, is.Contains(res.Stdout(), "project platform/runners/fleet (all variables)"))
+}
+
+// TestRotateAllSkipsTokensOutsideTheWindow: with --if-expiring-within, rotate --all rotates
+// only the tokens that expire within the window, counts the others as skipped (their values
+// untouched), and succeeds.
+func TestRotateAllSkipsTokensOutsideTheWindow(t *testing.T) {
+	tg := newTarget(t)
+	tg.needFake(t)
+	tok := tg.seed.MaintainerToken
+	tg.fake.SetRunnerTokenExpiration(100 * time.Hour)
+	tg.run(t, tok, nil, "create", "--project-id", "platform/deploy", "--variable-key", "LATER").Assert(t, icmd.Success)
+	tg.fake.SetRunnerTokenExpiration(10 * time.Hour)
+	tg.run(t, tok, nil, "create", "--project-id", "platform/deploy", "--variable-key", "SOON").Assert(t, icmd.Success)
+	before := map[string]string{}
+	for _, v := range tg.fake.Variables() {
+		before[v.Key] = v.Value
+	}
+
+	res := tg.run(t, tok, nil, "rotate", "--all", "--project-id", "platform/deploy", "--if-expiring-within", "72h", "-o", "json")
+	res.Assert(t, icmd.Success)
+	var out bulkOut
+	assert.NilError(t, json.Unmarshal([]byte(res.Stdout()), &out))
+	assert.Check(t, is.Equal(out.Rotated, 1))
+	assert.Check(t, is.Equal(out.Skipped, 1))
+	assert.Check(t, is.Equal(out.Failed, 0))
+	actions := map[string]string{}
+	for _, v := range out.Variables {
+		actions[v.Variable] = v.Action
+	}
+	after := map[string]string{}
+	for _, v := range tg.fake.Variables() {
+		after[v.Key] = v.Value
+	}
+	assert.Check(t, is.Equal(after["LATER"], before["LATER"]), "a token outside the window was rotated")
+	assert.Check(t, after["SOON"] != before["SOON"], "the token within the window was not rotated")
+	assert.Check(t, is.DeepEqual(actions, map[string]string{
+		"project platform/deploy variable LATER (scope *)": "skipped",
+		"project platform/deploy variable SOON (scope *)":  "rotated",
+	}))
+
+	text := tg.run(t, tok, nil, "rotate", "--all", "--project-id", "platform/deploy", "--if-expiring-within", "1h")
+	text.Assert(t, icmd.Success)
+	assert.Check(t, is.Contains(text.Stdout(), "0 rotated, 2 skipped, 0 failed"))
 }
