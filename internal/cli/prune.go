@@ -34,24 +34,22 @@ func (c *PruneCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	s := spec.New()
 	o := lifecycle.PruneOptions{OlderThan: c.OlderThan.D(), DryRun: c.DryRun}
+	sc := lifecycle.Scope{Kind: spec.OwnerInstance}
 	switch {
 	case c.ProjectID != "":
-		s.Runner.ProjectRef = c.ProjectID
-		o.Owner, o.Types = spec.OwnerProject, []spec.RunnerType{spec.ProjectType}
+		sc.Kind, sc.Ref, o.Types = spec.OwnerProject, c.ProjectID, []spec.RunnerType{spec.ProjectType}
 	case c.GroupID != "":
-		s.Runner.Type, s.Runner.GroupRef = spec.GroupType, c.GroupID
-		o.Owner, o.Types = spec.OwnerGroup, []spec.RunnerType{spec.GroupType}
+		sc.Kind, sc.Ref, o.Types = spec.OwnerGroup, c.GroupID, []spec.RunnerType{spec.GroupType}
 	default:
-		s.Runner.Type, s.Variable.Owner = spec.InstanceType, spec.OwnerInstance
-		o.Owner, o.Types = spec.OwnerInstance, []spec.RunnerType{spec.InstanceType}
+		o.Types = []spec.RunnerType{spec.InstanceType}
 	}
-	r, err := svc.Resolve(app.Ctx, s)
+	owners, err := lifecycle.Owners(app.Ctx, svc.API, nil, sc)
 	if err != nil {
 		return err
 	}
-	o.OwnerID = r.Attrs.ProjectID + r.Attrs.GroupID
+	o.Owner, o.OwnerID = owners[0].Kind, owners[0].ID
+	where := lifecycle.ScopeName(owners, false)
 	if len(c.RunnerType) > 0 {
 		o.Types = nil
 		for _, t := range c.RunnerType {
@@ -62,7 +60,7 @@ func (c *PruneCmd) Run(app *App) error {
 	if c.DryRun {
 		verb = "would delete"
 	}
-	prog := app.Progress("prune", "looking for runners to prune in "+r.OwnerPath, 0)
+	prog := app.Progress("prune", "looking for runners to prune in "+where, 0)
 	o.Progress = func(it lifecycle.PruneItem) {
 		prog.Done(fmt.Sprintf("runner %d (%s %q)", it.RunnerID, it.RunnerType, it.Description), verb+": "+it.Reason)
 	}
@@ -70,7 +68,7 @@ func (c *PruneCmd) Run(app *App) error {
 	prog.Finish()
 	if perr := app.Printer().Print(pruneResult{DryRun: c.DryRun, Runners: items}, func(w io.Writer) {
 		if len(items) == 0 {
-			line(w, "nothing to prune in %s", r.OwnerPath)
+			line(w, "nothing to prune in %s", where)
 		}
 		for _, it := range items {
 			line(w, "%s runner %d (%s %q): %s", verb, it.RunnerID, it.RunnerType, it.Description, it.Reason)

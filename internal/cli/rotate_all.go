@@ -12,33 +12,6 @@ import (
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 )
 
-// scopeName is "group platform and its 3 subgroups and projects", for messages.
-func scopeName(owners []lifecycle.Owner, subgroups bool) string {
-	o := owners[0]
-	name := "the instance"
-	if o.Kind != spec.OwnerInstance {
-		name = fmt.Sprintf("%s %s", o.Kind, o.Path)
-	}
-	if subgroups {
-		switch n := len(owners) - 1; n {
-		case 0:
-			name += " (it has no subgroups or projects)"
-		case 1:
-			name += " and its 1 subgroup or project"
-		default:
-			name += fmt.Sprintf(" and its %d subgroups and projects", n)
-		}
-	}
-	return name
-}
-
-type bulkResult struct {
-	Rotated int                  `json:"rotated"`
-	Skipped int                  `json:"skipped"`
-	Failed  int                  `json:"failed"`
-	Runners []lifecycle.BulkItem `json:"variables"`
-}
-
 // runAll rotates every managed variable of an owner, concurrently, with a summary table.
 func (c *RotateCmd) runAll(app *App) error {
 	if c.UseRunnerToken {
@@ -58,69 +31,36 @@ func (c *RotateCmd) runAll(app *App) error {
 		return err
 	}
 	client.ShareBudget(1, c.Concurrency)
-	svc := lifecycle.New(client, progress.Quieter(app.Log))
-	var owners []lifecycle.Owner
+	sc := lifecycle.Scope{Kind: spec.OwnerInstance, IncludeSubgroups: c.IncludeSubgroups}
 	switch {
 	case c.ProjectID != "":
-		ns, err := client.ResolveProject(app.Ctx, c.ProjectID)
-		if err != nil {
-			return err
-		}
-		owners = append(owners, lifecycle.Owner{Kind: spec.OwnerProject, ID: ns.ID, Path: ns.FullPath})
+		sc.Kind, sc.Ref = spec.OwnerProject, c.ProjectID
 	case c.GroupID != "":
-		ns, err := client.ResolveGroup(app.Ctx, c.GroupID)
-		if err != nil {
-			return err
-		}
-		owners = append(owners, lifecycle.Owner{Kind: spec.OwnerGroup, ID: ns.ID, Path: ns.FullPath})
-		if c.IncludeSubgroups {
-			groups, projects, err := client.ListDescendants(app.Ctx, ns.ID)
-			if err != nil {
-				return err
-			}
-			for _, g := range groups {
-				owners = append(owners, lifecycle.Owner{Kind: spec.OwnerGroup, ID: g.ID, Path: g.FullPath})
-			}
-			for _, p := range projects {
-				owners = append(owners, lifecycle.Owner{Kind: spec.OwnerProject, ID: p.ID, Path: p.FullPath})
-			}
-		}
-	default:
-		owners = append(owners, lifecycle.Owner{Kind: spec.OwnerInstance})
+		sc.Kind, sc.Ref = spec.OwnerGroup, c.GroupID
 	}
-	refs, unlisted, err := svc.ManagedVariables(app.Ctx, owners)
+	owners, err := lifecycle.Owners(app.Ctx, client, client, sc)
 	if err != nil {
 		return err
 	}
-	for _, it := range unlisted {
-		app.Log.Errorf("%s: %s", it.Variable, it.Error)
+	svc := lifecycle.New(client, progress.Quieter(app.Log))
+	var prog *progress.Task
+	o := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D(), RequireSingleManager: c.RequireSingle}
+	out, err := svc.RotateScope(app.Ctx, owners, c.IncludeSubgroups, o, c.Concurrency,
+		func(n int) {
+			prog = app.Progress("rotate_all", fmt.Sprintf("rotating %s in %s, %d at a time", output.Plural(n, "managed variable", "managed variables"), output.Plural(len(owners), "owner", "owners"), c.Concurrency), n)
+		},
+		func(it lifecycle.BulkItem) {
+			if it.Error != "" {
+				prog.Failed(it.Variable, it.Error)
+			} else {
+				prog.Done(it.Variable, it.Action)
+			}
+		})
+	if err != nil {
+		return err
 	}
-	if len(refs) == 0 && len(unlisted) == 0 {
-		// An empty table and exit 0 would hide a schedule pointed at the wrong place.
-		return fail.WithCode(fail.CodeNotFound, fmt.Errorf("no variable managed by runner-bootstrap in %s: nothing to rotate; check the scope, or create a runner there first with runner-bootstrap create", scopeName(owners, c.IncludeSubgroups)))
-	}
-	prog := app.Progress("rotate_all", fmt.Sprintf("rotating %s in %s, %d at a time", output.Plural(len(refs), "managed variable", "managed variables"), output.Plural(len(owners), "owner", "owners"), c.Concurrency), len(refs))
-	items := svc.RotateAll(app.Ctx, refs, lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D(), RequireSingleManager: c.RequireSingle}, c.Concurrency, func(it lifecycle.BulkItem) {
-		if it.Error != "" {
-			prog.Failed(it.Variable, it.Error)
-		} else {
-			prog.Done(it.Variable, it.Action)
-		}
-	})
 	prog.Finish()
-	items = append(unlisted, items...)
-	var out bulkResult
-	out.Runners = items
-	for _, it := range items {
-		switch it.Action {
-		case lifecycle.ActionRotated:
-			out.Rotated++
-		case lifecycle.ActionSkipped:
-			out.Skipped++
-		default:
-			out.Failed++
-		}
-	}
+	items := out.Items
 	if err := app.Printer().Print(out, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "VARIABLE\tRUNNER\tRESULT\tEXPIRES\tDETAIL")
