@@ -30,7 +30,9 @@ import (
 // Config is the seam between main and the program: tests drive the real parser with their own
 // arguments, writers and environment.
 type Config struct {
-	Args    []string
+	Args []string
+	// Stdin is what "-" reads (apply -f -, migrate, explain); nil reads nothing.
+	Stdin   io.Reader
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Getenv  func(string) string
@@ -79,6 +81,7 @@ type Globals struct {
 // App is what commands get at run time.
 type App struct {
 	Globals
+	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
@@ -193,6 +196,9 @@ func Run(ctx context.Context, cfg Config) (code int) {
 	if cfg.Getenv == nil {
 		cfg.Getenv = func(string) string { return "" }
 	}
+	if cfg.Stdin == nil {
+		cfg.Stdin = strings.NewReader("")
+	}
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("runner-bootstrap"),
@@ -261,7 +267,7 @@ func Run(ctx context.Context, cfg Config) (code int) {
 	}
 
 	stdout := &countingWriter{w: cfg.Stdout}
-	app := &App{Globals: cli.Globals, Stdout: stdout, Stderr: cfg.Stderr, Getenv: cfg.Getenv, redactor: &token.Redactor{}, newAPI: gitlab.New, rateLimit: rateLimit}
+	app := &App{Globals: cli.Globals, Stdin: cfg.Stdin, Stdout: stdout, Stderr: cfg.Stderr, Getenv: cfg.Getenv, redactor: &token.Redactor{}, newAPI: gitlab.New, rateLimit: rateLimit}
 	app.redactor.Add(cfg.Getenv("CI_JOB_TOKEN"))
 	app.Log = newLogger(cfg.Stderr, app.LogLevel, app.LogFormat, app.redactor)
 	c, cancel := context.WithTimeout(ctx, app.Timeout.D())

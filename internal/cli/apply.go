@@ -36,7 +36,7 @@ func (c *ApplyCmd) Run(app *App) error {
 	if c.Prune && sh.Total > 1 {
 		return fail.Usagef("--prune cannot run in shard %s: it must see the whole manifest to know which runners no entry wants; run apply --prune --shard 1/1 in one job after the parallel ones", sh)
 	}
-	m, err := fleet.Load(app.Ctx, c.File)
+	m, err := fleet.Load(app.Ctx, c.File, app.Stdin)
 	if err != nil {
 		return err
 	}

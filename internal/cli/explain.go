@@ -23,11 +23,11 @@ type ExplainCmd struct {
 func (c *ExplainCmd) Run(app *App) error {
 	in := strings.Join(c.Text, " ")
 	if in == "" || in == "-" {
-		if term.IsTerminal(int(os.Stdin.Fd())) {
+		if f, ok := app.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 			// Otherwise a bare "runner-bootstrap explain" just seems to hang.
 			fmt.Fprintln(app.Stderr, "runner-bootstrap explain: paste the token or error message, then press Ctrl-D (or pass the message as arguments)")
 		}
-		b, err := readlimit.Read(app.Ctx, "stdin", os.Stdin, readlimit.Stdin)
+		b, err := readlimit.Read(app.Ctx, "stdin", app.Stdin, readlimit.Stdin)
 		if err != nil {
 			return err
 		}

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -184,7 +183,7 @@ func merge(dst *spec.Runner, m spec.Runner, explicit map[string]bool) {
 // readFileOrStdin reads the register command file ("-": stdin), bounded and interruptible.
 func readFileOrStdin(app *App, path string) ([]byte, error) {
 	if path == "-" {
-		return readlimit.Read(app.Ctx, "--register-command-file from stdin", os.Stdin, readlimit.CommandFile)
+		return readlimit.Read(app.Ctx, "--register-command-file from stdin", app.Stdin, readlimit.CommandFile)
 	}
 	return readlimit.ReadFile(app.Ctx, "--register-command-file", path, readlimit.CommandFile)
 }

@@ -1,7 +1,8 @@
 // Package fleet applies a manifest of many runners at once: it parses and validates the whole
 // manifest first (every error with file:line), splits it into shards for parallel CI jobs, reads
 // GitLab in bulk (one paginated list of variables and of runners per owner), computes a plan with
-// lifecycle.Ensure itself over those reads, and applies it with bounded concurrency.
+// lifecycle.Decide over the states observed from those reads, and applies it with
+// lifecycle.Execute under bounded concurrency.
 package fleet
 
 import (
@@ -9,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"regexp"
 	"slices"
 	"sort"
@@ -101,11 +101,11 @@ const maxReported = 25
 
 // Load reads and validates a manifest file ("-": stdin), at most readlimit.Manifest bytes; ctx
 // interrupts a read that blocks.
-func Load(ctx context.Context, path string) (*Manifest, error) {
+func Load(ctx context.Context, path string, stdin io.Reader) (*Manifest, error) {
 	var data []byte
 	var err error
 	if path == "-" {
-		data, err = readlimit.Read(ctx, "the manifest from stdin", os.Stdin, readlimit.Manifest) //nolint:forbidigo // until cli.Config carries Stdin (issue 12, the kong wiring)
+		data, err = readlimit.Read(ctx, "the manifest from stdin", stdin, readlimit.Manifest)
 	} else {
 		data, err = readlimit.ReadFile(ctx, "the manifest", path, readlimit.Manifest)
 	}

@@ -229,12 +229,12 @@ func TestParseReportsManyErrorsBounded(t *testing.T) {
 
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
-	_, err := fleet.Load(t.Context(), filepath.Join(dir, "missing.yaml"))
+	_, err := fleet.Load(t.Context(), filepath.Join(dir, "missing.yaml"), nil)
 	assert.Check(t, is.ErrorContains(err, "cannot read the manifest "+filepath.Join(dir, "missing.yaml")+": no such file or directory"))
 	assert.Check(t, is.Equal(fail.Code(err), fail.CodeUsage))
 
 	path := filepath.Join(dir, "fleet.yaml")
 	assert.NilError(t, os.WriteFile(path, []byte("runners:\n  - project_id: 42\n    maximum_timeout: 300\n"), 0o600))
-	_, err = fleet.Load(t.Context(), path)
+	_, err = fleet.Load(t.Context(), path, nil)
 	assert.Check(t, is.ErrorContains(err, path+":3: runners[0].maximum_timeout is 300"))
 }
