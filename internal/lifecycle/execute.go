@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -148,6 +149,18 @@ func (s *Service) settle(ctx context.Context, r Resolved, nt gitlab.NewToken, re
 	res.OrphansDeleted = append(res.OrphansDeleted, more...)
 	if err != nil {
 		return res, err
+	}
+	if len(more) > 0 {
+		// An older concurrent run may have stored its token after the read-back above, and its
+		// runner is one of those just deleted: the variable would hold a dead token. This run's
+		// runner is the newest, so its token goes back in.
+		if got, err := s.API.GetVariable(ctx, r.Var); err == nil {
+			if cur, ok := record.ParseVariable(got.Description); ok && slices.Contains(more, cur.RunnerID) {
+				if err := s.store(ctx, r, got, nt, rec); err != nil {
+					return res, err
+				}
+			}
+		}
 	}
 	res.RunnerID = nt.RunnerID
 	res.TokenExpiresAt = nt.ExpiresAt
