@@ -34,7 +34,6 @@ func (c *DeleteCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
-	r.AnyDescription = true
 	res, err := svc.Delete(app.Ctx, r)
 	if err != nil {
 		return err

@@ -38,6 +38,9 @@ func (s *Service) Delete(ctx context.Context, r Resolved) (Result, error) {
 	// Runners marked for the variable are looked for where the recorded runner lives (its type
 	// and owner), else where the flags say.
 	sweep := r
+	// A runner marked for the variable may carry any description (it may have been changed
+	// since), and everything marked for it goes.
+	sweep.AnyDescription = true
 	if recorded != nil {
 		sweep.Attrs.Type = spec.RunnerType(recorded.Type)
 		if len(recorded.ProjectIDs) > 0 {

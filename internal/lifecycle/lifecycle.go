@@ -83,7 +83,7 @@ type Resolved struct {
 	OwnerPath    string // the runner owner's full path, for messages
 	VarOwnerPath string // the variable owner's full path
 	// AnyDescription makes the search for runners marked for this variable look at every
-	// runner of the owner, not only those with the spec's description (delete uses it).
+	// runner of the owner, not only those with the spec's description (Delete sets it itself).
 	AnyDescription bool
 }
 

@@ -305,3 +305,24 @@ func TestDeleteByVariableOnly(t *testing.T) {
 	assert.Check(t, is.Equal(e.runnerCount(), 0))
 	assert.Check(t, is.Len(e.fake.Variables(), 0))
 }
+
+// TestDeleteFindsMarkedRunnersOfAnyDescription: Delete looks at every runner of the owner for
+// markers naming the variable, whatever description the spec gives (the caller sets nothing).
+func TestDeleteFindsMarkedRunnersOfAnyDescription(t *testing.T) {
+	e := setup(t, maintainer)
+	r, _ := e.created(t)
+	// A killed run left a runner marked for the variable under another description.
+	other := r
+	other.Attrs.Description = "renamed since"
+	other.Attrs.MaintenanceNote = record.ComposeNote("", record.Runner{Target: r.Var.Target(), CreatedAt: time.Now()})
+	c := e.client(t, e.seed.MaintainerToken)
+	_, err := c.CreateRunner(e.ctx, other.Attrs)
+	assert.NilError(t, err)
+	assert.Equal(t, e.runnerCount(), 2)
+
+	del, err := e.svc.Delete(e.ctx, r)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(del.Action, lifecycle.ActionDeleted))
+	assert.Check(t, is.Len(del.OrphansDeleted, 1))
+	assert.Check(t, is.Equal(e.runnerCount(), 0))
+}
