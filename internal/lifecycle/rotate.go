@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/duration"
@@ -39,7 +40,7 @@ type RotateOptions struct {
 //     create repairs it.
 func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Result, error) {
 	res := newResult(r, "")
-	v, err := s.API.GetVariable(ctx, r.Var)
+	v, err := s.readVariableAndServer(ctx, r)
 	if gitlab.IsNotFound(err) {
 		return res, fail.WithCode(fail.CodeNotFound, fmt.Errorf("%s does not exist: create the runner and store its token first with runner-bootstrap create", r.VarName()))
 	}
@@ -144,6 +145,17 @@ func (s *Service) checkManagers(ctx context.Context, r Resolved, runner *gitlab.
 	res.Notes = append(res.Notes, note)
 	s.Log.WithField("runner_id", runner.ID).Warn(note)
 	return nil
+}
+
+// readVariableAndServer reads the variable and, beside it, what the server is (read once per
+// client): the managers check needs the version, and it costs no round trip of its own then.
+func (s *Service) readVariableAndServer(ctx context.Context, r Resolved) (*gitlab.Variable, error) {
+	if sr, ok := s.API.(serverReader); ok {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { _, _ = sr.Server(ctx) }) // a failure is met again, and judged, where it is used
+	}
+	return s.API.GetVariable(ctx, r.Var)
 }
 
 // rotateAttempts bounds how often Rotate repairs a stored token that a concurrent reset revoked.
