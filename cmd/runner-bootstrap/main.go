@@ -15,6 +15,10 @@ import (
 var version = "dev"
 
 func main() {
+	// Before any token is read: a core dump must not hold them.
+	if err := cli.Harden(); err != nil {
+		os.Stderr.WriteString("runner-bootstrap: cannot mark the process non-dumpable: " + err.Error() + "\n")
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Run(ctx, cli.Config{
 		Args: os.Args[1:], Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Version: version,

@@ -173,8 +173,8 @@ func (a *App) accessToken() (string, error) {
 		if st.IsDir() {
 			return "", fail.Usagef("--token-file %s is a directory: expected a file holding the access token", a.TokenFile)
 		}
-		if st.Mode().Perm()&0o007 != 0 {
-			return "", fail.Usagef("--token-file %s can be read or written by every user (mode %04o): restrict it, e.g. chmod 600 %s", a.TokenFile, st.Mode().Perm(), a.TokenFile)
+		if st.Mode().Perm()&0o077 != 0 {
+			return "", fail.Usagef("--token-file %s can be read or written by users other than its owner (mode %04o): restrict it, e.g. chmod 600 %s", a.TokenFile, st.Mode().Perm(), a.TokenFile)
 		}
 		b, err := readlimit.ReadFile(a.Ctx, "--token-file", a.TokenFile, readlimit.TokenFile)
 		if err != nil {
@@ -276,8 +276,13 @@ func Run(ctx context.Context, cfg Config) (code int) {
 
 	if err := kctx.Run(app); err != nil {
 		msg := sentence(app.redactor.Redact(err.Error()))
-		fmt.Fprintf(cfg.Stderr, "runner-bootstrap: %s\n", msg)
 		code := fail.Code(err)
+		if app.LogFormat == "json" {
+			// Log collectors parse every stderr line as JSON: the final error is one more entry.
+			app.Log.WithField("exit_code", code).Error(msg)
+		} else {
+			fmt.Fprintf(cfg.Stderr, "runner-bootstrap: %s\n", msg)
+		}
 		if app.Output == "json" && stdout.n == 0 {
 			// Scripts reading -o json always get one object, failures included.
 			_ = app.Printer().Print(jsonError{msg, code}, nil)

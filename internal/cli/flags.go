@@ -91,11 +91,19 @@ func targetSpec(o OwnerFlags, v VariableTargetFlags) (spec.Spec, error) {
 	if o.ProjectID != "" && o.GroupID != "" {
 		return s, fail.Usagef("--project-id and --group-id exclude each other: give the one that owns the runner")
 	}
+	// The variable's owner defaults to these: a malformed one is named by the flag the user
+	// typed, before the variable's check would name --variable-project.
 	switch {
 	case o.ProjectID != "":
 		s.Runner.Type, s.Runner.ProjectRef = spec.ProjectType, strings.TrimSpace(o.ProjectID)
+		if err := spec.CheckRef("--project-id", s.Runner.ProjectRef); err != nil {
+			return s, err
+		}
 	case o.GroupID != "":
 		s.Runner.Type, s.Runner.GroupRef = spec.GroupType, strings.TrimSpace(o.GroupID)
+		if err := spec.CheckRef("--group-id", s.Runner.GroupRef); err != nil {
+			return s, err
+		}
 	default:
 		s.Runner.Type = spec.InstanceType
 		if v.VariableProject == "" && v.VariableGroup == "" && !v.VariableInstance {

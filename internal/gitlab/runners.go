@@ -9,6 +9,7 @@ import (
 
 	gl "gitlab.com/gitlab-org/api/client-go/v2"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
@@ -119,6 +120,11 @@ func (c *Client) CreateRunner(ctx context.Context, a RunnerAttrs) (NewToken, err
 	r, _, err := c.gl.Users.CreateUserRunner(opt, c.post(ctx)...)
 	if err != nil {
 		return NewToken{}, wrap(ctx, op{action: "create the " + string(a.Type) + " runner", object: ownerObject(a), role: roleFor(a.Type)}, err)
+	}
+	if !token.IsRunnerToken(r.Token) {
+		// Never stored: deploy jobs would hand it to gitlab-runner, which cannot use it. The
+		// runner carries the marker, so the next run (or prune) deletes it.
+		return NewToken{}, fail.WithCode(fail.CodeFailure, fmt.Errorf("create the %s runner: GitLab created runner %d but answered without a runner authentication token (glrt-), so nothing was stored; runner-bootstrap create deletes that runner when it runs again", a.Type, r.ID))
 	}
 	return NewToken{RunnerID: r.ID, Token: token.Secret(r.Token), ExpiresAt: r.TokenExpiresAt}, nil
 }

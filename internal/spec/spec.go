@@ -216,12 +216,16 @@ func (v Variable) Validate() error {
 	if !keyRE.MatchString(v.Key) {
 		return fail.Usagef("variable key %q is not valid: it can contain only letters, digits and '_'", v.Key)
 	}
+	if why := reservedKey(v.Key); why != "" {
+		return fail.Usagef("variable key %s is refused: %s; choose another --variable-key such as %s", v.Key, why, DefaultKey)
+	}
 	switch v.Owner {
 	case OwnerProject, OwnerGroup:
+		flag := "--variable-" + string(v.Owner)
 		if v.OwnerRef == "" {
-			return fail.Usagef("the variable's %s is missing: give --variable-%s (a numeric id or a full path)", v.Owner, v.Owner)
+			return fail.Usagef("the variable's %s is missing: give %s (a numeric id or a full path)", v.Owner, flag)
 		}
-		if err := CheckRef("--variable-"+string(v.Owner), v.OwnerRef); err != nil {
+		if err := CheckRef(flag, v.OwnerRef); err != nil {
 			return err
 		}
 	case OwnerInstance:
@@ -248,6 +252,28 @@ func CheckRef(flag, ref string) error {
 		return fail.Usagef("%s %q is not valid: expected a numeric id or a full path such as group/project", flag, ref)
 	}
 	return nil
+}
+
+// reservedKey says why a key must not hold a runner token, or "": a CI/CD variable of that
+// name replaces what every job of the owner gets (PATH, HOME and the like break jobs), and
+// GitLab's own CI_*/GITLAB_* names are predefined or read by tools (GITLAB_TOKEN is the
+// access token of this very tool: the runner token would replace it, or leak to whatever
+// reads it).
+func reservedKey(key string) string {
+	u := strings.ToUpper(key)
+	switch {
+	case strings.HasPrefix(u, "CI_"), strings.HasPrefix(u, "GITLAB_"):
+		return "GitLab predefines or reads variables named CI_* and GITLAB_* (GITLAB_TOKEN is the access token this tool and others read)"
+	case reservedNames[u]:
+		return "a CI/CD variable of that name replaces the environment variable every job relies on"
+	}
+	return ""
+}
+
+var reservedNames = map[string]bool{
+	"PATH": true, "HOME": true, "SHELL": true, "USER": true, "PWD": true, "TMPDIR": true, "LANG": true,
+	"LD_PRELOAD": true, "LD_LIBRARY_PATH": true, "HTTP_PROXY": true, "HTTPS_PROXY": true, "NO_PROXY": true,
+	"DOCKER_HOST": true, "KUBECONFIG": true, "RUNNER_BOOTSTRAP_RATE_LIMIT": true,
 }
 
 // Target names a variable uniquely once its owner is resolved to a numeric id:

@@ -229,11 +229,11 @@ func TestAccessTokenSources(t *testing.T) {
 	}
 	ok := file("ok", 0o600)
 	tg.run(t, "", nil, "status", "--project-id", "42", "--token-file", ok).Assert(t, icmd.Expected{ExitCode: 12}) // reached GitLab: no variable yet
-	for _, mode := range []os.FileMode{0o644, 0o604, 0o606, 0o666} {
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o606, 0o660, 0o666} {
 		p := file(fmt.Sprintf("m%o", mode), mode)
 		tg.fake.ResetRequests()
 		r := tg.run(t, "", nil, "create", "--project-id", "42", "--token-file", p)
-		r.Assert(t, icmd.Expected{ExitCode: exitUsage, Err: fmt.Sprintf("can be read or written by every user (mode %04o)", mode)})
+		r.Assert(t, icmd.Expected{ExitCode: exitUsage, Err: fmt.Sprintf("can be read or written by users other than its owner (mode %04o)", mode)})
 		assert.Check(t, is.Len(tg.fake.Requests(), 0), "mode %o: nothing may be sent", mode)
 	}
 	// The file wins over the environment, so a world-readable file is refused even then.
