@@ -80,7 +80,8 @@ func FuzzArgs(f *testing.F) {
 					t.Fatalf("bad input printed something other than a JSON error on stdout for %q: %q", args, stdout.String())
 				}
 			}
-			if !strings.Contains(stderr.String(), "runner-bootstrap: ") {
+			// With --log-format json the sentence is the msg of a JSON entry at level error.
+			if !strings.Contains(stderr.String(), "runner-bootstrap: ") && !strings.Contains(stderr.String(), `"level":"error","msg":"`) {
 				t.Fatalf("bad input without a message for %q: %q", args, stderr.String())
 			}
 		default:
