@@ -55,7 +55,7 @@ func TestBadInput(t *testing.T) {
 		{"registration token as access token", "GR1348941abcdefghijklmnopqrst", nil, []string{"create", "--project-id", "42"}, exitUsage, "GITLAB_TOKEN holds a legacy runner registration token"},
 		{"job token as access token", "64_jobtokenvalue123456", []string{"CI_JOB_TOKEN=64_jobtokenvalue123456"}, []string{"create", "--project-id", "42"}, exitUsage, "GITLAB_TOKEN holds a CI job token"},
 		{"no access token", "", nil, []string{"create", "--project-id", "42"}, exitUsage, "no access token: set GITLAB_TOKEN or pass --token-file"},
-		{"world-readable token file", "", nil, []string{"create", "--project-id", "42", "--token-file", worldReadable}, exitUsage, "can be read or written by every user (mode 0644)"},
+		{"world-readable token file", "", nil, []string{"create", "--project-id", "42", "--token-file", worldReadable}, exitUsage, "can be read or written by users other than its owner (mode 0644)"},
 		{"missing token file", "", nil, []string{"create", "--project-id", "42", "--token-file", filepath.Join(dir, "nope")}, exitUsage, "cannot read --token-file"},
 		{"plain http to a remote host", s.MaintainerToken, nil, []string{"create", "--project-id", "42", "--gitlab-url", "http://gitlab.example.com"}, exitUsage, "uses plain http"},
 		{"not a URL", s.MaintainerToken, nil, []string{"create", "--project-id", "42", "--gitlab-url", "ftp://gitlab.example.com"}, exitUsage, "is not valid: expected an http(s) URL"},
