@@ -282,7 +282,7 @@ func (c *Client) DeleteRunnerManager(ctx context.Context, t token.Secret, system
 	}
 	req.Header.Set("Content-Type", "application/json")
 	_, err = c.gl.Do(req, nil)
-	return wrap(ctx, op{action: "remove the verification manager " + systemID, object: "runner manager " + systemID}, err)
+	return wrap(ctx, op{action: "remove runner manager " + systemID, object: "runner manager " + systemID}, err)
 }
 
 // ListOwnerRunners lists every runner of one type owned by a project, a group, or (admin) the

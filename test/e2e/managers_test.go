@@ -81,3 +81,48 @@ func TestSharedTokenRotationWarnsAndWaitManagersChecksTheRedeploy(t *testing.T) 
 var threeHosts = []string{"s_host00000001", "s_host00000002", "r_pod000000003"}
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestPruneManagersDryRunAndReal: a host that stopped polling is removed from the runner's
+// managers with the runner's token from the job's environment; --dry-run only lists it.
+func TestPruneManagersDryRunAndReal(t *testing.T) {
+	tg := newTarget(t)
+	tg.needFake(t)
+	tok := tg.seed.MaintainerToken
+	tg.run(t, tok, nil, "create", "--project-id", "42").Assert(t, icmd.Success)
+	stored := mustVar(t, tg).Value
+	assert.Check(t, is.Equal(poll(t, tg, stored, threeHosts[0]), http.StatusNoContent))
+	time.Sleep(1200 * time.Millisecond)
+	assert.Check(t, is.Equal(poll(t, tg, stored, threeHosts[1]), http.StatusNoContent))
+	env := []string{"RUNNER_TOKEN=" + stored}
+
+	tg.run(t, tok, nil, "prune", "--managers", "--project-id", "42").Assert(t, icmd.Expected{ExitCode: 2, Err: "reads the runner token from $RUNNER_TOKEN, which is empty here"})
+	dry := tg.run(t, tok, env, "prune", "--managers", "--project-id", "42", "--older-than", "1s", "--dry-run")
+	dry.Assert(t, icmd.Expected{Out: "would remove manager " + threeHosts[0]})
+	assert.Check(t, !contains(dry.Stdout(), threeHosts[1]), dry.Stdout())
+	assert.Check(t, is.Len(managersOf(t, tg), 2), "--dry-run removed a manager")
+
+	done := tg.run(t, tok, env, "prune", "--managers", "--project-id", "42", "--older-than", "1s", "-o", "json")
+	done.Assert(t, icmd.Success)
+	tg.assertNoSecrets(t, done.Combined())
+	var out struct {
+		Managers []struct {
+			SystemID string `json:"system_id"`
+			Deleted  bool   `json:"deleted"`
+		} `json:"managers"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(done.Stdout()), &out))
+	assert.Assert(t, is.Len(out.Managers, 1))
+	assert.Check(t, out.Managers[0].Deleted)
+	assert.Check(t, is.DeepEqual(managersOf(t, tg), []string{threeHosts[1]}))
+}
+
+func managersOf(t *testing.T, tg *target) []string {
+	t.Helper()
+	rs := tg.fake.Runners()
+	assert.Assert(t, is.Len(rs, 1))
+	var out []string
+	for _, m := range rs[0].Managers {
+		out = append(out, m.SystemID)
+	}
+	return out
+}
