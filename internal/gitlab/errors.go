@@ -146,6 +146,11 @@ func fromResponse(o op, er *gl.ErrorResponse) error {
 		se.msg = fmt.Sprintf("cannot %s: GitLab kept rate-limiting the requests (429 Too Many Requests) after retries; try again later", o.action)
 	case status >= 500:
 		se.msg = fmt.Sprintf("cannot %s: GitLab failed with HTTP %d after retries; the command is safe to run again", o.action, status)
+		if er.Response != nil && er.Response.Request != nil && er.Response.Request.Method == http.MethodPost {
+			// A POST that GitLab answered with 5xx is never repeated (it may have acted), so
+			// "after retries" would be untrue.
+			se.msg = fmt.Sprintf("cannot %s: GitLab failed with HTTP %d (not retried: GitLab may have acted on it); the command is safe to run again", o.action, status)
+		}
 	case status == http.StatusConflict && strings.Contains(body.text, "multiple variables"):
 		code = fail.CodeConflict
 		se.msg = fmt.Sprintf("cannot %s: GitLab holds several variables with this key in different environment scopes (409); name the one you mean with --variable-environment-scope", o.action)
