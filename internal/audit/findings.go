@@ -149,7 +149,7 @@ func (s *scan) build(ctx context.Context, owners []owner, in []int64) Report {
 			}
 			add(Finding{ID: IDVariableNotMasked, Severity: Critical, Object: varName(o, v),
 				Message: fmt.Sprintf("%s holds a runner authentication token (glrt-) and is not masked, so the token shows in job logs and to everyone who can read the variable.", capitalize(varName(o, v))),
-				Fix:     "Reset the runner's token and store it masked and hidden: runner-bootstrap adopt --runner-id N with the variable flags of create, then delete this variable."})
+				Fix:     "Take the runner over with a new token stored masked and hidden: runner-bootstrap adopt --runner-id N with the variable flags of create and another --variable-key (adopt never overwrites a variable it did not write), then delete this variable; the token it holds stops working at adopt's reset."})
 		}
 	}
 
