@@ -2,6 +2,7 @@ package gitlab
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -66,6 +67,7 @@ type budget struct {
 
 	// After a 429.
 	pausedUntil time.Time
+	asked       time.Duration // the wait the last 429 asked for, before maxPause
 	extra       int // added to the reserve after 429s with headers
 }
 
@@ -227,6 +229,7 @@ func (b *budget) throttled(now time.Time, h http.Header, announced bool, limit i
 	} else if announced && b.reset.After(now) {
 		wait = b.reset.Sub(now)
 	}
+	b.asked = wait
 	wait = min(wait, maxPause)
 	b.pausedUntil = maxTime(b.pausedUntil, now.Add(wait))
 	if announced {
@@ -267,9 +270,15 @@ func (b *budget) acquire(ctx context.Context) (ticket, error) {
 		b.mu.Lock()
 		t, wait, ok := b.try(b.now())
 		wake := b.wake
+		asked, paused := b.asked, b.now().Before(b.pausedUntil)
 		b.mu.Unlock()
 		if ok {
 			return t, nil
+		}
+		if deadline, has := ctx.Deadline(); has && paused && time.Now().Add(wait).After(deadline) {
+			// GitLab asked to wait past the run's --timeout: say so now instead of
+			// sleeping until the timeout.
+			return ticket{}, &RetryAfterError{Wait: asked, Left: max(time.Until(deadline), 0)}
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -297,6 +306,7 @@ func (t *budgetTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	countAttempt(r)
 	ctx, cancel := context.WithTimeout(r.Context(), t.timeout)
 	resp, err := t.next.RoundTrip(r.WithContext(ctx))
 	t.b.done(tk, resp)
@@ -304,8 +314,30 @@ func (t *budgetTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		cancel()
 		return nil, err
 	}
+	if resp.StatusCode == http.StatusTooManyRequests {
+		if deadline, has := r.Context().Deadline(); has {
+			if s, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && s >= 0 {
+				if wait := time.Duration(s) * time.Second; time.Now().Add(wait).After(deadline) {
+					resp.Body.Close()
+					cancel()
+					return nil, &RetryAfterError{Wait: wait, Left: max(time.Until(deadline), 0)}
+				}
+			}
+		}
+	}
 	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
 	return resp, nil
+}
+
+// RetryAfterError is a 429 whose Retry-After asks for a longer wait than the run's --timeout
+// leaves: the request is not repeated, and the run stops at once.
+type RetryAfterError struct {
+	// Wait is what GitLab asked for; Left is what remained of --timeout.
+	Wait, Left time.Duration
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("GitLab rate-limited the request (429 Too Many Requests) and asked to wait %s, longer than the %s left of --timeout; try again later, or raise --timeout", e.Wait, e.Left.Round(time.Second))
 }
 
 // cancelOnClose releases an attempt's timeout once its answer has been read.

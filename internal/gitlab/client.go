@@ -338,14 +338,38 @@ func (c *Client) Calls() int64 { return c.calls.Load() }
 // happened before the request was sent, since it cannot tell the method without a response.
 func (c *Client) idem(ctx context.Context) []gl.RequestOptionFunc {
 	c.calls.Add(1)
-	return []gl.RequestOptionFunc{gl.WithContext(ctx), gl.WithRequestRetry(c.retryIdempotent)}
+	return []gl.RequestOptionFunc{gl.WithContext(withAttempts(ctx)), gl.WithRequestRetry(c.retryIdempotent)}
 }
 
 // post is the request options of a call that is not idempotent: client-go's own policy, with
 // WithOnlyIdempotentRetries, retries it only after a 429 or an error before it was sent.
 func (c *Client) post(ctx context.Context) []gl.RequestOptionFunc {
 	c.calls.Add(1)
-	return []gl.RequestOptionFunc{gl.WithContext(ctx)}
+	return []gl.RequestOptionFunc{gl.WithContext(withAttempts(ctx))}
+}
+
+// attemptsKey carries, in one call's request context, how many HTTP attempts the call made:
+// the error sentence says "after retries" only when there was more than one.
+type attemptsKey struct{}
+
+func withAttempts(ctx context.Context) context.Context {
+	return context.WithValue(ctx, attemptsKey{}, new(atomic.Int32))
+}
+
+// countAttempt records one attempt of the call r belongs to.
+func countAttempt(r *http.Request) {
+	if n, ok := r.Context().Value(attemptsKey{}).(*atomic.Int32); ok {
+		n.Add(1)
+	}
+}
+
+// retried reports whether the call the answer resp belongs to was sent more than once.
+func retried(resp *http.Response) bool {
+	if resp == nil || resp.Request == nil {
+		return false
+	}
+	n, ok := resp.Request.Context().Value(attemptsKey{}).(*atomic.Int32)
+	return ok && n.Load() > 1
 }
 
 // permanent reports errors that a retry cannot cure: an untrusted or mismatched certificate,
@@ -358,7 +382,8 @@ func permanent(err error) bool {
 	var dns *net.DNSError
 	var re *RedirectError
 	var ob *OffBaseError
-	if errors.As(err, &re) || errors.As(err, &ob) {
+	var ra *RetryAfterError
+	if errors.As(err, &re) || errors.As(err, &ob) || errors.As(err, &ra) {
 		return true
 	}
 	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||

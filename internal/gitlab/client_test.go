@@ -111,7 +111,7 @@ func TestErrorSentences(t *testing.T) {
 		{404, `{"message":"404 Project Not Found"}`, fail.CodeNotFound, "project 42 was not found (404)"},
 		{400, `{"message":"400 Bad request - Tags list can not be empty when runner is not allowed to pick untagged jobs"}`, fail.CodeConflict, "GitLab rejected it (400): 400 Bad request - Tags list can not be empty"},
 		{400, `{"message":{"base":["Only new variables can be set as masked and hidden."]}}`, fail.CodeConflict, "GitLab rejected it (400): Only new variables can be set as masked and hidden"},
-		{429, "Retry later\n", fail.CodeFailure, "kept rate-limiting the requests (429 Too Many Requests)"},
+		{429, "Retry later\n", fail.CodeFailure, "GitLab rate-limited the request (429 Too Many Requests); try again later"},
 		{502, "<html>bad gateway</html>", fail.CodeFailure, "GitLab failed with HTTP 502"},
 	}
 	for _, tc := range cases {

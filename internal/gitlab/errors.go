@@ -93,7 +93,10 @@ func wrap(ctx context.Context, o op, err error) error {
 	}
 	var re *RedirectError
 	var ob *OffBaseError
+	var ra *RetryAfterError
 	switch {
+	case errors.As(err, &ra):
+		return fail.WithCode(fail.CodeFailure, &statusError{status: http.StatusTooManyRequests, msg: fmt.Sprintf("cannot %s: %s", o.action, ra)})
 	case errors.As(err, &re):
 		return fail.WithCode(fail.CodeUsage, &statusError{status: re.Status, msg: fmt.Sprintf("cannot %s: %s", o.action, re)})
 	case errors.As(err, &ob):
@@ -143,12 +146,14 @@ func fromResponse(o op, er *gl.ErrorResponse) error {
 		}
 		se.msg = fmt.Sprintf("cannot %s: GitLab answered 403 (%s); the token's user needs %s", o.action, orDefault(body.text, "Forbidden"), role)
 	case status == http.StatusTooManyRequests:
-		se.msg = fmt.Sprintf("cannot %s: GitLab kept rate-limiting the requests (429 Too Many Requests) after retries; try again later", o.action)
+		se.msg = fmt.Sprintf("cannot %s: GitLab rate-limited the request (429 Too Many Requests); try again later", o.action)
+		if retried(er.Response) {
+			se.msg = fmt.Sprintf("cannot %s: GitLab kept rate-limiting the requests (429 Too Many Requests) after retries; try again later", o.action)
+		}
 	case status >= 500:
-		se.msg = fmt.Sprintf("cannot %s: GitLab failed with HTTP %d after retries; the command is safe to run again", o.action, status)
-		if er.Response != nil && er.Response.Request != nil && er.Response.Request.Method == http.MethodPost {
-			// A POST that GitLab answered with 5xx is never repeated (it may have acted), so
-			// "after retries" would be untrue.
+		se.msg = fmt.Sprintf("cannot %s: GitLab failed with HTTP %d%s; the command is safe to run again", o.action, status, afterRetries(er.Response))
+		if !retried(er.Response) && er.Response != nil && er.Response.Request != nil && er.Response.Request.Method == http.MethodPost {
+			// A POST that GitLab answered with 5xx is never repeated (it may have acted).
 			se.msg = fmt.Sprintf("cannot %s: GitLab failed with HTTP %d (not retried: GitLab may have acted on it); the command is safe to run again", o.action, status)
 		}
 	case status == http.StatusConflict && strings.Contains(body.text, "multiple variables"):
@@ -162,6 +167,15 @@ func fromResponse(o op, er *gl.ErrorResponse) error {
 		}
 	}
 	return fail.WithCode(code, se)
+}
+
+// afterRetries is " after retries" when the call was in fact sent more than once: not with
+// --max-retries 0, not for a POST that is never repeated, not for a 501.
+func afterRetries(resp *http.Response) string {
+	if retried(resp) {
+		return " after retries"
+	}
+	return ""
 }
 
 type errBody struct {

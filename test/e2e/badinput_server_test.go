@@ -87,7 +87,7 @@ func TestBadServerAnswers(t *testing.T) {
 		{name: "400 value rejected", fault: f("POST", "/projects/*/variables", 400, body400Value), args: create, code: exitConflict,
 			msg: "GitLab rejected it (400): value is invalid"},
 		{name: "500 with an HTML page", fault: f("GET", "/projects/*", 500, "<html><body><h1>We're sorry, something went wrong</h1></body></html>"), args: create, code: exitFailure,
-			msg: "GitLab failed with HTTP 500 after retries"},
+			msg: "GitLab failed with HTTP 500; the command is safe to run again"},
 		{name: "500 on a POST, which is never repeated", fault: f("POST", "/user/runners", 500, ""), args: create, code: exitFailure,
 			msg: "GitLab failed with HTTP 500 (not retried: GitLab may have acted on it)"},
 	}
