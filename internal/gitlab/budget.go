@@ -68,7 +68,7 @@ type budget struct {
 	// After a 429.
 	pausedUntil time.Time
 	asked       time.Duration // the wait the last 429 asked for, before maxPause
-	extra       int // added to the reserve after 429s with headers
+	extra       int           // added to the reserve after 429s with headers
 }
 
 // staleAfter is how old the last announced Remaining may be before the gate re-reads it with a

@@ -2,6 +2,8 @@ package gitlab
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"syscall"
 
 	gl "gitlab.com/gitlab-org/api/client-go/v2"
 
@@ -107,14 +110,7 @@ func wrap(ctx context.Context, o op, err error) error {
 		if u, perr := url.Parse(ue.URL); perr == nil {
 			host = u.Host
 		}
-		cause := rootCause(ue.Err)
-		switch {
-		case ue.Timeout() || errors.Is(err, context.DeadlineExceeded):
-			cause = "no answer within the request timeout, --request-timeout"
-		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(cause, "connection reset"):
-			cause = "the connection was closed before GitLab answered"
-		}
-		return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: GitLab at %s could not be reached (%s)", o.action, host, cause), sentinel: errTransport})
+		return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: %s", o.action, transportCause(host, ue)), sentinel: errTransport})
 	}
 	return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: %s", o.action, rootCause(err)), sentinel: errTransport})
 }
@@ -249,6 +245,61 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// transportCause says, in one clause naming the host, why no answer came: the proxy, TLS (an
+// unknown authority, a certificate for another name, the handshake), DNS, a refused or reset
+// connection, a timeout.
+func transportCause(host string, ue *url.Error) string {
+	err := ue.Err
+	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "proxyconnect" {
+		proxy := "the proxy"
+		if inner, ok := errors.AsType[*net.OpError](op.Err); ok && inner.Addr != nil {
+			proxy = "the proxy " + inner.Addr.String()
+		} else if op.Addr != nil {
+			proxy = "the proxy " + op.Addr.String()
+		}
+		return fmt.Sprintf("%s (from HTTPS_PROXY/HTTP_PROXY) could not be reached to connect to GitLab at %s (%s); check the proxy settings, or add the host to NO_PROXY", proxy, host, rootCause(op.Err))
+	}
+	if _, ok := errors.AsType[x509.UnknownAuthorityError](err); ok {
+		return fmt.Sprintf("GitLab at %s presented a TLS certificate signed by an unknown authority; pass --ca-file (in a CI job CI_SERVER_TLS_CA_FILE is used) with the CA bundle that signed it", host)
+	}
+	if hn, ok := errors.AsType[x509.HostnameError](err); ok {
+		return fmt.Sprintf("the TLS certificate of %s is not valid for that name (%s); set --gitlab-url to a name the certificate covers", host, strings.TrimPrefix(hn.Error(), "x509: "))
+	}
+	if ci, ok := errors.AsType[x509.CertificateInvalidError](err); ok {
+		return fmt.Sprintf("the TLS certificate of %s is not valid (%s)", host, strings.TrimPrefix(ci.Error(), "x509: "))
+	}
+	if cv, ok := errors.AsType[*tls.CertificateVerificationError](err); ok {
+		return fmt.Sprintf("the TLS certificate of %s could not be verified (%s); pass --ca-file with the CA bundle that signed it", host, rootCause(cv.Err))
+	}
+	if dns, ok := errors.AsType[*net.DNSError](err); ok {
+		if dns.IsNotFound {
+			return fmt.Sprintf("the host name %s does not resolve (DNS: no such host); check --gitlab-url", dns.Name)
+		}
+		return fmt.Sprintf("the host name %s could not be resolved (DNS: %s)", dns.Name, dns.Err)
+	}
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("GitLab at %s could not be reached (connection refused); check --gitlab-url and that GitLab listens there", host)
+	case errors.Is(err, syscall.ECONNRESET):
+		return fmt.Sprintf("GitLab at %s could not be reached (the connection was reset before GitLab answered)", host)
+	case ue.Timeout() || errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("GitLab at %s could not be reached (no answer within the request timeout, --request-timeout)", host)
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Sprintf("GitLab at %s could not be reached (the connection was closed before GitLab answered)", host)
+	}
+	cause := rootCause(err)
+	if _, ok := errors.AsType[tls.RecordHeaderError](err); ok || strings.Contains(cause, "HTTP response to HTTPS client") {
+		return fmt.Sprintf("the TLS handshake with %s failed (the server does not speak TLS on that port); check the scheme and port of --gitlab-url", host)
+	}
+	if ae, ok := errors.AsType[tls.AlertError](err); ok {
+		return fmt.Sprintf("the TLS handshake with %s failed (the server sent the alert %q)", host, strings.TrimPrefix(ae.Error(), "tls: "))
+	}
+	if strings.Contains(cause, "connection reset") {
+		cause = "the connection was reset before GitLab answered"
+	}
+	return fmt.Sprintf("GitLab at %s could not be reached (%s)", host, cause)
 }
 
 // rootCause strips Go's wrapping down to the last message (e.g. "connection refused").
