@@ -46,6 +46,7 @@ type CLI struct {
 	Create CreateCmd `cmd:"" help:"Ensure a runner exists with the given attributes and its token is stored in a CI/CD variable."`
 	Rotate RotateCmd `cmd:"" help:"Reset a runner's token and store the new one in its variable (for scheduled pipelines)."`
 	Status StatusCmd `cmd:"" help:"Show the runner behind a variable, its managers and token expiry; the exit code says if action is needed."`
+	Check  CheckCmd  `cmd:"" help:"Say, reading only, whether this access token can create, store, rotate and delete here, and what this GitLab does differently."`
 	Delete DeleteCmd `cmd:"" help:"Delete the runner behind a variable and the variable."`
 	Prune  PruneCmd  `cmd:"" help:"Delete runners this tool created that no variable references any more, or that are stale."`
 	Adopt  AdoptCmd  `cmd:"" help:"Take over a runner created in the UI: reset its token, mark it and store the new token in a CI/CD variable, as create would have."`

@@ -9,6 +9,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fleet"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/lifecycle"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/safefile"
@@ -90,15 +91,14 @@ func printResult(w io.Writer, r lifecycle.Resolved, res lifecycle.Result) {
 	for _, id := range res.OrphansDeleted {
 		line(w, "deleted runner %d: it was marked for this variable but its token was never stored", id)
 	}
-	for _, n := range res.Notes {
-		line(w, "note: %s", n)
-	}
+	serverLine(w, res.Gitlab)
+	noteLines(w, res.Notes)
 }
 
 func variableFlags(r lifecycle.Resolved) string {
 	v := r.Spec.Variable
 	parts := []string{"masked"}
-	if v.Hidden && v.Owner != spec.OwnerInstance {
+	if v.Hidden && v.Owner != spec.OwnerInstance && r.Server.Has(gitlab.CapMaskedAndHidden) {
 		parts = append(parts, "hidden")
 	}
 	if v.Protected {

@@ -52,8 +52,7 @@ func (c *DeleteCmd) Run(app *App) error {
 		for _, id := range res.OrphansDeleted {
 			line(w, "deleted runner %d: it was marked for this variable", id)
 		}
-		for _, n := range res.Notes {
-			line(w, "note: %s", n)
-		}
+		serverLine(w, res.Gitlab)
+		noteLines(w, res.Notes)
 	})
 }

@@ -5,8 +5,10 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
@@ -29,6 +31,9 @@ type RunnerFlags struct {
 	MaximumTimeout  int64    `name:"maximum-timeout" group:"runner" placeholder:"SECONDS" help:"Maximum job timeout in seconds (at least 600)."`
 	Paused          bool     `name:"paused" group:"runner" negatable:"" help:"Create the runner paused."`
 	MaintenanceNote string   `name:"maintenance-note" group:"runner" help:"Free-form note; the tool appends its own marker line."`
+
+	TokenExpiresIn          time.Duration `name:"token-expires-in" group:"runner" placeholder:"DURATION" help:"Make the first token expire after this long, 5m to 360h (GitLab EE Premium 18.10+; refused elsewhere)."`
+	TokenRotationDeadlineIn time.Duration `name:"token-rotation-deadline-in" group:"runner" placeholder:"DURATION" help:"Last moment to rotate the token by reset, at most --token-expires-in; rotate replaces the runner after it (GitLab EE Premium 18.10+)."`
 }
 
 // VariableTargetFlags name the variable that holds the token.
@@ -54,6 +59,7 @@ func (f RunnerFlags) apply(s *spec.Spec) {
 		Type: spec.RunnerType(f.RunnerType), ProjectRef: strings.TrimSpace(f.ProjectID), GroupRef: strings.TrimSpace(f.GroupID),
 		Description: f.Description, TagList: trimAll(f.TagList), RunUntagged: f.RunUntagged, Locked: f.Locked,
 		AccessLevel: f.AccessLevel, MaximumTimeout: f.MaximumTimeout, Paused: f.Paused, MaintenanceNote: f.MaintenanceNote,
+		TokenExpiresIn: f.TokenExpiresIn, TokenRotationDeadlineIn: f.TokenRotationDeadlineIn,
 	}
 }
 
@@ -125,6 +131,25 @@ func trimAll(in []string) []string {
 // line writes one formatted line; write errors on stdout are not actionable.
 func line(w io.Writer, format string, args ...any) {
 	_, _ = fmt.Fprintf(w, format+"\n", args...)
+}
+
+// serverLine is the one text line that names the GitLab a command talked to.
+func serverLine(w io.Writer, g *gitlab.Info) {
+	if g == nil {
+		return
+	}
+	edition := "CE"
+	if g.Enterprise {
+		edition = "EE"
+	}
+	line(w, "gitlab: %s %s", g.Version, edition)
+}
+
+// noteLines prints the notes of a result, one per line.
+func noteLines(w io.Writer, notes []string) {
+	for _, n := range notes {
+		line(w, "note: %s", n)
+	}
 }
 
 // countSet counts the flags of a group that were given.

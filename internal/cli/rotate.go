@@ -70,16 +70,18 @@ func (c *RotateCmd) Run(app *App) error {
 		return err
 	}
 	return app.Printer().Print(res, func(w io.Writer) {
-		if res.Action == lifecycle.ActionRotated {
+		switch res.Action {
+		case lifecycle.ActionRotated:
 			line(w, "rotated the token of runner %d and stored it in %s variable %s (scope %s)", res.RunnerID, r.VarOwnerPath, r.Var.Key, r.Var.Scope)
-		} else {
+		case lifecycle.ActionRecreated:
+			line(w, "replaced runner %d with new runner %d and stored its token in %s variable %s (scope %s)", res.PreviousRunnerID, res.RunnerID, r.VarOwnerPath, r.Var.Key, r.Var.Scope)
+		default:
 			line(w, "did not rotate runner %d", res.RunnerID)
 		}
 		line(w, "reason: %s", res.Reason)
 		line(w, "token expires: %s", expiry(res.TokenExpiresAt))
 		managerLines(w, fmt.Sprintf("managers that used the old token in the last day (redeploy each from $%s, then run runner-bootstrap status --wait-managers): %d", r.Var.Key, len(res.Managers)), res.Managers)
-		for _, n := range res.Notes {
-			line(w, "note: %s", n)
-		}
+		serverLine(w, res.Gitlab)
+		noteLines(w, res.Notes)
 	})
 }

@@ -117,6 +117,8 @@ func (c *StatusCmd) Run(app *App) error {
 		} else {
 			line(w, "health: %s: %s", rep.Health, rep.Message)
 		}
+		serverLine(w, rep.Gitlab)
+		noteLines(w, rep.Notes)
 	}); err != nil {
 		return err
 	}

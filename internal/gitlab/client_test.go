@@ -63,12 +63,12 @@ func TestCreateHiddenVariableSendsMaskedAndHidden(t *testing.T) {
 		assert.Check(t, is.Equal(r.URL.Path, "/api/v4/groups/10/variables"))
 		b := body(t, r)
 		assert.Check(t, is.Equal(b["masked_and_hidden"], true))
-		_, hasMasked := b["masked"]
-		assert.Check(t, !hasMasked)
+		// masked is sent too: GitLab before 16.11 drops masked_and_hidden silently.
+		assert.Check(t, is.Equal(b["masked"], true))
 		assert.Check(t, is.Equal(b["protected"], true))
 		assert.Check(t, is.Equal(b["environment_scope"], "*"))
 		w.WriteHeader(http.StatusCreated)
-		w.Write([]byte(`{"key":"K","value":null}`))
+		w.Write([]byte(`{"key":"K","value":null,"masked":true,"hidden":true}`))
 	})
 	v := token.Secret("glrt-x")
 	err := c.CreateVariable(t.Context(), VarRef{Owner: spec.OwnerGroup, OwnerID: 10, Key: "K", Scope: "*"},

@@ -28,6 +28,10 @@ type RunnerAttrs struct {
 	MaximumTimeout  int64
 	Paused          bool
 	MaintenanceNote string
+	// TokenExpiresAt and TokenRotationDeadline are sent on create only (EE Premium 18.10+;
+	// other servers drop them silently, so callers compare the answer's token_expires_at).
+	TokenExpiresAt        *time.Time
+	TokenRotationDeadline *time.Time
 }
 
 // Runner is a runner as GitLab reports it (never with a token).
@@ -117,9 +121,20 @@ func (c *Client) CreateRunner(ctx context.Context, a RunnerAttrs) (NewToken, err
 	if a.MaintenanceNote != "" {
 		opt.MaintenanceNote = new(a.MaintenanceNote)
 	}
-	r, _, err := c.gl.Users.CreateUserRunner(opt, c.post(ctx)...)
+	// client-go's options lack the EE expiry params, so the request is made by hand.
+	body := struct {
+		*gl.CreateUserRunnerOptions
+		TokenExpiresAt        *string `json:"token_expires_at,omitempty"`
+		TokenRotationDeadline *string `json:"token_rotation_deadline,omitempty"`
+	}{CreateUserRunnerOptions: opt, TokenExpiresAt: isoTime(a.TokenExpiresAt), TokenRotationDeadline: isoTime(a.TokenRotationDeadline)}
+	o := op{action: "create the " + string(a.Type) + " runner", object: ownerObject(a), role: roleFor(a.Type)}
+	req, err := c.gl.NewRequest(http.MethodPost, "user/runners", &body, c.post(ctx))
 	if err != nil {
-		return NewToken{}, wrap(ctx, op{action: "create the " + string(a.Type) + " runner", object: ownerObject(a), role: roleFor(a.Type)}, err)
+		return NewToken{}, wrap(ctx, o, err)
+	}
+	var r gl.UserRunner
+	if _, err := c.gl.Do(req, &r); err != nil {
+		return NewToken{}, wrap(ctx, o, err)
 	}
 	if !token.IsRunnerToken(r.Token) {
 		// Never stored: deploy jobs would hand it to gitlab-runner, which cannot use it. The
@@ -127,6 +142,13 @@ func (c *Client) CreateRunner(ctx context.Context, a RunnerAttrs) (NewToken, err
 		return NewToken{}, fail.WithCode(fail.CodeFailure, fmt.Errorf("create the %s runner: GitLab created runner %d but answered without a runner authentication token (glrt-), so nothing was stored; runner-bootstrap create deletes that runner when it runs again", a.Type, r.ID))
 	}
 	return NewToken{RunnerID: r.ID, Token: token.Secret(r.Token), ExpiresAt: r.TokenExpiresAt}, nil
+}
+
+func isoTime(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	return new(t.UTC().Format(time.RFC3339))
 }
 
 func ownerObject(a RunnerAttrs) string {

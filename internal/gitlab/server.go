@@ -2,11 +2,17 @@ package gitlab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
+
+	gl "gitlab.com/gitlab-org/api/client-go/v2"
+
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 )
 
 // Version is a GitLab release, major.minor.patch. The zero Version means "not known".
@@ -82,7 +88,14 @@ type Server struct {
 	Enterprise bool
 	// Source says how the version was learned: SourceMetadata, SourceVersion or SourceProbe.
 	Source string
+	// ClockOffset is the server's clock minus this machine's, from the Date header of the
+	// answer (whole seconds; 0 when unknown). Times sent to GitLab that it checks against its
+	// own clock (a token expiry at least 5 minutes ahead) are computed on GitLab's clock.
+	ClockOffset time.Duration
 }
+
+// Now is the server's time, by this machine's clock and the measured offset.
+func (s Server) Now(local time.Time) time.Time { return local.Add(s.ClockOffset) }
 
 // Known reports whether the version was read. When it was not, every capability is assumed
 // present and what GitLab answers is checked after each write instead (see Has).
@@ -160,9 +173,19 @@ func (c *Client) readServer(ctx context.Context) (Server, error) {
 			return Server{}, err
 		}
 		var body metadataBody
-		_, err = c.gl.Do(req, &body)
+		sent := time.Now()
+		resp, err := c.gl.Do(req, &body)
 		switch code := StatusCode(wrap(ctx, o, err)); {
 		case err == nil:
+			var offset time.Duration
+			if resp != nil {
+				if d, derr := http.ParseTime(resp.Header.Get("Date")); derr == nil {
+					// Only a skew beyond the header's one-second precision counts.
+					if off := d.Sub(sent.Truncate(time.Second)); off.Abs() > 2*time.Second {
+						offset = off.Truncate(time.Second)
+					}
+				}
+			}
 			v, ee, perr := ParseVersion(body.Version)
 			if perr != nil {
 				return Server{}, perr
@@ -170,7 +193,7 @@ func (c *Client) readServer(ctx context.Context) (Server, error) {
 			if body.Enterprise != nil {
 				ee = *body.Enterprise
 			}
-			return Server{Version: v, Raw: body.Version, Enterprise: ee, Source: src}, nil
+			return Server{Version: v, Raw: body.Version, Enterprise: ee, Source: src, ClockOffset: offset}, nil
 		case code == http.StatusNotFound || code == http.StatusForbidden:
 			// 404: a GitLab older than 15.2 (no /metadata), or a proxy hiding it; 403: the
 			// token's scopes (create_runner alone, say) do not cover it. Try the next one.
@@ -180,4 +203,89 @@ func (c *Client) readServer(ctx context.Context) (Server, error) {
 		}
 	}
 	return Server{Source: SourceProbe}, nil
+}
+
+// TokenInfo is what GET /personal_access_tokens/self says about the access token itself.
+type TokenInfo struct {
+	Name      string
+	Scopes    []string
+	ExpiresAt *time.Time // nil: never expires
+	UserID    int64
+}
+
+// TokenSelf calls GET /personal_access_tokens/self (any scope may read its own token). It
+// answers for personal, group and project access tokens; other credentials (OAuth) give an
+// error.
+func (c *Client) TokenSelf(ctx context.Context) (TokenInfo, error) {
+	req, err := c.gl.NewRequest(http.MethodGet, "personal_access_tokens/self", nil, c.idem(ctx))
+	if err != nil {
+		return TokenInfo{}, err
+	}
+	var out struct {
+		Name      string   `json:"name"`
+		Scopes    []string `json:"scopes"`
+		ExpiresAt *string  `json:"expires_at"`
+		UserID    int64    `json:"user_id"`
+	}
+	if _, err := c.gl.Do(req, &out); err != nil {
+		return TokenInfo{}, wrap(ctx, op{action: "read the access token's scopes (GET /personal_access_tokens/self)", object: "the access token"}, err)
+	}
+	ti := TokenInfo{Name: out.Name, Scopes: out.Scopes, UserID: out.UserID}
+	if out.ExpiresAt != nil {
+		if t, err := time.Parse("2006-01-02", *out.ExpiresAt); err == nil {
+			ti.ExpiresAt = &t
+		}
+	}
+	return ti, nil
+}
+
+// User is the access token's user.
+type User struct {
+	ID       int64
+	Username string
+	Admin    bool
+	Bot      bool
+}
+
+// CurrentUser calls GET /user.
+func (c *Client) CurrentUser(ctx context.Context) (User, error) {
+	req, err := c.gl.NewRequest(http.MethodGet, "user", nil, c.idem(ctx))
+	if err != nil {
+		return User{}, err
+	}
+	var out struct {
+		ID       int64  `json:"id"`
+		Username string `json:"username"`
+		IsAdmin  bool   `json:"is_admin"`
+		Bot      bool   `json:"bot"`
+	}
+	if _, err := c.gl.Do(req, &out); err != nil {
+		return User{}, wrap(ctx, op{action: "read the access token's user (GET /user)", object: "the user"}, err)
+	}
+	return User{ID: out.ID, Username: out.Username, Admin: out.IsAdmin, Bot: out.Bot}, nil
+}
+
+// Role calls GET /projects/:id/members/all/:user_id (or the group's) and returns the user's
+// effective access level (inherited included): 10 Guest … 40 Maintainer, 50 Owner; 0 when the
+// user is no member.
+func (c *Client) Role(ctx context.Context, owner spec.OwnerKind, ownerID, userID int64) (int, error) {
+	path := fmt.Sprintf("projects/%d/members/all/%d", ownerID, userID)
+	if owner == spec.OwnerGroup {
+		path = fmt.Sprintf("groups/%d/members/all/%d", ownerID, userID)
+	}
+	req, err := c.gl.NewRequest(http.MethodGet, path, nil, c.idem(ctx))
+	if err != nil {
+		return 0, err
+	}
+	var out struct {
+		AccessLevel int `json:"access_level"`
+	}
+	_, err = c.gl.Do(req, &out)
+	if errors.Is(err, gl.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, wrap(ctx, op{action: fmt.Sprintf("read the token user's role on %s %d", owner, ownerID), object: fmt.Sprintf("%s %d", owner, ownerID)}, err)
+	}
+	return out.AccessLevel, nil
 }

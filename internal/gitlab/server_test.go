@@ -2,12 +2,14 @@ package gitlab
 
 import (
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/golden"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/test/gitlabfake"
 )
@@ -103,4 +105,20 @@ func TestServerDetectionFallsBackToVersion(t *testing.T) {
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(metadata.Load(), int32(1)))
 	assert.Check(t, is.DeepEqual(s, Server{Version: V(16, 1, 0), Raw: "16.1.0-ee", Enterprise: true, Source: SourceVersion}))
+}
+
+// TestReadmeCompatibilityTable keeps the README's table equal to the capability table.
+func TestReadmeCompatibilityTable(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	assert.NilError(t, err)
+	const begin, end = "<!-- compatibility:begin (generated from internal/gitlab/capabilities.go) -->\n", "<!-- compatibility:end -->"
+	s := string(b)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	assert.Assert(t, i >= 0 && j > i, "README.md lacks the compatibility table markers")
+	if golden.FlagUpdate() {
+		s = s[:i+len(begin)] + CompatibilityTable() + s[j:]
+		assert.NilError(t, os.WriteFile("../../README.md", []byte(s), 0o644))
+		return
+	}
+	assert.Equal(t, s[i+len(begin):j], CompatibilityTable(), "README.md's compatibility table differs from capabilities.go: paste CompatibilityTable() between the markers")
 }

@@ -2,11 +2,15 @@ package gitlab
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 
 	gl "gitlab.com/gitlab-org/api/client-go/v2"
 
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
@@ -100,32 +104,79 @@ func (c *Client) GetVariable(ctx context.Context, v VarRef) (*Variable, error) {
 	}
 }
 
-// CreateVariable calls POST .../variables.
+// ErrStoredUnmasked is wrapped by CreateVariable's error when GitLab answered that it stored
+// the variable unmasked although masked=true was sent (a token would then show in job logs).
+var ErrStoredUnmasked = errors.New("GitLab stored the variable unmasked")
+
+// ErrDescriptionDropped is wrapped by CreateVariable's error when GitLab's answer has no
+// description although one was sent: GitLab 16.0 and 16.1 (instance variables: before 16.8)
+// drop the param silently, and the variable then carries no record of its runner.
+var ErrDescriptionDropped = errors.New("GitLab dropped the variable's description")
+
+// variableAnswer is the part of a variable's JSON that says what GitLab really stored. Keys
+// that a release does not know are absent, which is how a dropped param shows.
+type variableAnswer struct {
+	Masked      bool            `json:"masked"`
+	Hidden      *bool           `json:"hidden"`
+	Description json.RawMessage `json:"description"`
+}
+
+// createVariableBody is POST .../variables. masked is always sent with masked_and_hidden:
+// GitLab before 16.11 drops masked_and_hidden silently, and only masked=true then keeps the
+// token out of job logs (version matrix, consequence 3). masked_and_hidden is never sent as
+// false: group variables declare it as a String, and "false" is truthy there (consequence 6).
+type createVariableBody struct {
+	Key              string  `json:"key"`
+	Value            *string `json:"value,omitempty"`
+	Description      *string `json:"description,omitempty"`
+	EnvironmentScope *string `json:"environment_scope,omitempty"`
+	Masked           *bool   `json:"masked,omitempty"`
+	MaskedAndHidden  *bool   `json:"masked_and_hidden,omitempty"`
+	Protected        *bool   `json:"protected,omitempty"`
+	Raw              *bool   `json:"raw,omitempty"`
+	VariableType     *string `json:"variable_type,omitempty"`
+}
+
+// CreateVariable calls POST .../variables and checks GitLab's answer: a variable stored
+// unmasked although masked was asked gives an error wrapping ErrStoredUnmasked, one stored
+// without the description sent an error wrapping ErrDescriptionDropped. The variable exists
+// in both cases; the caller decides what to do with it (lifecycle deletes it).
 func (c *Client) CreateVariable(ctx context.Context, v VarRef, w VariableWrite) error {
 	o := c.varOp("create", v)
-	var value *string
+	body := createVariableBody{Key: v.Key, Description: w.Description, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: w.Type}
 	if w.Value != nil {
-		value = new(w.Value.Reveal())
+		body.Value = new(w.Value.Reveal())
 	}
-	typ := varType(w.Type)
-	var err error
+	var path string
 	switch v.Owner {
 	case spec.OwnerProject:
-		opt := &gl.CreateProjectVariableOptions{Key: new(v.Key), Value: value, Description: w.Description, EnvironmentScope: new(v.Scope), Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}
-		if w.Hidden {
-			opt.MaskedAndHidden, opt.Masked = new(true), nil
-		}
-		_, _, err = c.gl.ProjectVariables.CreateVariable(v.OwnerID, opt, c.post(ctx)...)
+		path = "projects/" + idString(v.OwnerID) + "/variables"
 	case spec.OwnerGroup:
-		opt := &gl.CreateGroupVariableOptions{Key: new(v.Key), Value: value, Description: w.Description, EnvironmentScope: new(v.Scope), Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}
-		if w.Hidden {
-			opt.MaskedAndHidden, opt.Masked = new(true), nil
-		}
-		_, _, err = c.gl.GroupVariables.CreateVariable(v.OwnerID, opt, c.post(ctx)...)
+		path = "groups/" + idString(v.OwnerID) + "/variables"
 	default:
-		_, _, err = c.gl.InstanceVariables.CreateVariable(&gl.CreateInstanceVariableOptions{Key: new(v.Key), Value: value, Description: w.Description, Masked: w.Masked, Protected: w.Protected, Raw: w.Raw, VariableType: typ}, c.post(ctx)...)
+		path = "admin/ci/variables"
 	}
-	return wrap(ctx, o, err)
+	if v.Owner != spec.OwnerInstance {
+		body.EnvironmentScope = new(v.Scope)
+		if w.Hidden {
+			body.MaskedAndHidden, body.Masked = new(true), new(true)
+		}
+	}
+	req, err := c.gl.NewRequest(http.MethodPost, path, &body, c.post(ctx))
+	if err != nil {
+		return wrap(ctx, o, err)
+	}
+	var got variableAnswer
+	if _, err := c.gl.Do(req, &got); err != nil {
+		return wrap(ctx, o, err)
+	}
+	if body.Masked != nil && *body.Masked && !got.Masked {
+		return fail.WithCode(fail.CodeConflict, fmt.Errorf("%w: GitLab answered that it stored %s unmasked although masked=true was sent", ErrStoredUnmasked, v))
+	}
+	if w.Description != nil && got.Description == nil {
+		return fail.WithCode(fail.CodeUsage, fmt.Errorf("%w: GitLab stored %s without its description", ErrDescriptionDropped, v))
+	}
+	return nil
 }
 
 // UpdateVariable calls PUT .../variables/:key with filter[environment_scope], sending only the

@@ -183,7 +183,7 @@ func (s *Service) Adopt(ctx context.Context, r Resolved, runner *gitlab.Runner, 
 	}
 	res.TokenExpiresAt = nt.ExpiresAt
 	newRec := record.Variable{RunnerID: runner.ID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
-	if err := s.store(ctx, r, v, nt, newRec); err != nil {
+	if _, err := s.store(ctx, r, v, nt, newRec); err != nil {
 		stored := false
 		if gitlab.IsAmbiguous(err) {
 			// No answer: decide from a read whether the write happened.

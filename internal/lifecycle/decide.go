@@ -58,7 +58,7 @@ func (p Plan) Writes() bool {
 func Decide(r Resolved, st State) Plan {
 	p := Plan{Result: newResult(r, "")}
 	if r.Var.Owner == spec.OwnerInstance && r.Spec.Variable.Hidden {
-		p.Result.Notes = append(p.Result.Notes, "instance variables cannot be hidden; the token is stored masked")
+		p.Result.Notes = append(p.Result.Notes, instanceNote)
 	}
 	v := st.Variable
 	if v != nil {

@@ -14,7 +14,11 @@ import (
 // the variable. Deleting what is already gone succeeds with action "absent". Everything is
 // looked up before anything is deleted, so a refused look-up changes nothing.
 func (s *Service) Delete(ctx context.Context, r Resolved) (Result, error) {
+	serr := s.withServer(ctx, &r)
 	res := newResult(r, ActionAbsent)
+	if serr != nil {
+		return res, serr
+	}
 	v, err := s.API.GetVariable(ctx, r.Var)
 	if err != nil && !gitlab.IsNotFound(err) {
 		return res, err

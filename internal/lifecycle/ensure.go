@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -28,6 +29,9 @@ const ensureAttempts = 3
 //  6. read the variable back and list the older marked runners at once, and delete those, so
 //     two concurrent runs end with one runner (the newest wins; the loser deletes its own).
 func (s *Service) Ensure(ctx context.Context, r Resolved) (Result, error) {
+	if err := s.withServer(ctx, &r); err != nil {
+		return newResult(r, ""), err
+	}
 	for attempt := 1; ; attempt++ {
 		res, err := s.ensureOnce(ctx, r)
 		if !errors.Is(err, errSuperseded) || attempt == ensureAttempts {
@@ -39,9 +43,26 @@ func (s *Service) Ensure(ctx context.Context, r Resolved) (Result, error) {
 }
 
 func (s *Service) ensureOnce(ctx context.Context, r Resolved) (Result, error) {
+	// What this GitLab cannot do safely is refused before anything is read or written.
+	notes, err := adapt(r.Server, r, true)
+	if err != nil {
+		return newResult(r, ""), err
+	}
 	st, err := s.Observe(ctx, r)
 	if err != nil {
 		return newResult(r, ""), err
 	}
-	return s.Execute(ctx, r, Decide(r, st))
+	if st.Variable != nil && st.RecordOK {
+		if err := s.checkGroupFilter(ctx, r); err != nil {
+			return newResult(r, ""), err
+		}
+	}
+	p := Decide(r, st)
+	for _, n := range p.Result.Notes {
+		if !slices.Contains(notes, n) {
+			notes = append(notes, n)
+		}
+	}
+	p.Result.Notes = notes
+	return s.Execute(ctx, r, p)
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
@@ -56,7 +57,7 @@ func (s *Service) Execute(ctx context.Context, r Resolved, p Plan) (Result, erro
 	if p.Create.Missing {
 		s.Log.WithField("runner_id", res.PreviousRunnerID).Warnf("runner %d recorded in %s no longer exists; creating a replacement", res.PreviousRunnerID, r.VarName())
 	}
-	res, err = s.createAndStore(ctx, r, p.Create.Existing, res)
+	res, err = s.createAndStore(ctx, r, p.Create.Existing, res, 0)
 	if err == nil {
 		res.Action = action
 	}
@@ -69,15 +70,28 @@ func (s *Service) Execute(ctx context.Context, r Resolved, p Plan) (Result, erro
 	return res, err
 }
 
-// createAndStore creates a runner and stores its token (steps 4 to 6 of Ensure).
-func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Variable, res Result) (Result, error) {
+// createAndStore creates a runner and stores its token (steps 4 to 6 of Ensure). keep is a
+// marked runner that must survive until the new token is stored (rotate's recreate: the
+// variable's current runner), or 0.
+func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Variable, res Result, keep int64) (Result, error) {
 	a := r.Attrs
 	a.MaintenanceNote = record.ComposeNote(r.Attrs.MaintenanceNote, record.Runner{Target: r.Var.Target(), CreatedAt: s.Now()})
+	rn := r.Spec.Runner
+	if rn.TokenExpiresIn > 0 {
+		// On GitLab's clock, which checks them against its own; whole seconds, as the record keeps.
+		now := r.Server.Now(s.Now())
+		exp := now.Add(rn.TokenExpiresIn).UTC().Truncate(time.Second)
+		a.TokenExpiresAt = &exp
+		if rn.TokenRotationDeadlineIn > 0 {
+			dl := now.Add(rn.TokenRotationDeadlineIn).UTC().Truncate(time.Second)
+			a.TokenRotationDeadline = &dl
+		}
+	}
 	nt, err := s.API.CreateRunner(ctx, a)
 	if err != nil && gitlab.IsAmbiguous(err) {
 		// GitLab may have created the runner without our seeing its token: remove it, then
 		// create again once (a POST is never repeated blindly).
-		cleaned, cerr := s.deleteOrphans(ctx, r, func(int64) bool { return true })
+		cleaned, cerr := s.deleteOrphans(ctx, r, func(id int64) bool { return id != keep })
 		if cerr != nil {
 			return res, fmt.Errorf("%w; and looking for a runner GitLab may have created anyway failed (%v): it is marked, so the next run with the same spec (or runner-bootstrap prune) deletes it", err, cerr)
 		}
@@ -90,6 +104,9 @@ func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Vari
 	}
 	log := s.Log.WithField("runner_id", nt.RunnerID)
 	log.Infof("created %s runner %d for %s", a.Type, nt.RunnerID, r.OwnerPath)
+	if err := s.checkExpiryKept(ctx, r, a, nt); err != nil {
+		return res, err
+	}
 
 	if !s.BulkReadBack {
 		if newer, err := s.marked(ctx, r, func(other int64) bool { return other > nt.RunnerID }); err != nil || len(newer) > 0 {
@@ -102,8 +119,11 @@ func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Vari
 		}
 	}
 
-	rec := record.Variable{RunnerID: nt.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now()}
-	if err := s.storeNew(ctx, r, v, nt, rec); err != nil {
+	rec := record.Variable{RunnerID: nt.RunnerID, TokenExpiresAt: nt.ExpiresAt, TokenSetAt: s.Now(),
+		RotationDeadline: a.TokenRotationDeadline, ExpiresIn: rn.TokenExpiresIn, RotationDeadlineIn: rn.TokenRotationDeadlineIn}
+	notes, err := s.storeNew(ctx, r, v, nt, rec)
+	res.Notes = append(res.Notes, notes...)
+	if err != nil {
 		return res, err
 	}
 	log.Infof("stored its token in %s", r.VarName())
@@ -112,20 +132,20 @@ func (s *Service) createAndStore(ctx context.Context, r Resolved, v *gitlab.Vari
 		return res, nil
 	}
 
-	return s.settle(ctx, r, nt, rec, res)
+	return s.settle(ctx, r, nt, rec, res, keep)
 }
 
 // settle is step 6 of Ensure: it reads the variable back and lists the older marked runners at
 // once, since a concurrent run may have stored its own runner after this one, or someone
 // deleted the variable (then no runner may stay whose token is stored nowhere).
-func (s *Service) settle(ctx context.Context, r Resolved, nt gitlab.NewToken, rec record.Variable, res Result) (Result, error) {
+func (s *Service) settle(ctx context.Context, r Resolved, nt gitlab.NewToken, rec record.Variable, res Result, keep int64) (Result, error) {
 	var got *gitlab.Variable
 	var gerr error
 	var older []int64
 	var merr error
 	var wg sync.WaitGroup
 	wg.Go(func() { got, gerr = s.API.GetVariable(ctx, r.Var) })
-	wg.Go(func() { older, merr = s.marked(ctx, r, func(id int64) bool { return id < nt.RunnerID }) })
+	wg.Go(func() { older, merr = s.marked(ctx, r, func(id int64) bool { return id < nt.RunnerID && id != keep }) })
 	wg.Wait()
 	if gitlab.IsNotFound(gerr) {
 		s.discard(ctx, nt.RunnerID)
@@ -137,7 +157,7 @@ func (s *Service) settle(ctx context.Context, r Resolved, nt gitlab.NewToken, re
 				s.discard(ctx, nt.RunnerID)
 				return res, errSuperseded
 			}
-			if err := s.store(ctx, r, got, nt, rec); err != nil {
+			if _, err := s.store(ctx, r, got, nt, rec); err != nil {
 				return res, err
 			}
 		}
@@ -156,7 +176,7 @@ func (s *Service) settle(ctx context.Context, r Resolved, nt gitlab.NewToken, re
 		// runner is the newest, so its token goes back in.
 		if got, err := s.API.GetVariable(ctx, r.Var); err == nil {
 			if cur, ok := record.ParseVariable(got.Description); ok && slices.Contains(more, cur.RunnerID) {
-				if err := s.store(ctx, r, got, nt, rec); err != nil {
+				if _, err := s.store(ctx, r, got, nt, rec); err != nil {
 					return res, err
 				}
 			}
@@ -169,15 +189,15 @@ func (s *Service) settle(ctx context.Context, r Resolved, nt gitlab.NewToken, re
 
 // storeNew stores a new runner's token; when that fails, the runner is deleted again so that
 // no runner is left whose token is stored nowhere.
-func (s *Service) storeNew(ctx context.Context, r Resolved, v *gitlab.Variable, nt gitlab.NewToken, rec record.Variable) error {
-	err := s.store(ctx, r, v, nt, rec)
+func (s *Service) storeNew(ctx context.Context, r Resolved, v *gitlab.Variable, nt gitlab.NewToken, rec record.Variable) ([]string, error) {
+	notes, err := s.store(ctx, r, v, nt, rec)
 	if err != nil && gitlab.IsAmbiguous(err) {
 		// No answer: GitLab may have stored the token. Deleting the runner now could leave a
 		// variable holding the token of a deleted runner, so decide from a read, as everywhere
 		// else: the description names the new runner only if this write happened.
 		got, rerr := s.API.GetVariable(ctx, r.Var)
 		if rerr != nil && !gitlab.IsNotFound(rerr) {
-			return fmt.Errorf("%w; whether the token of runner %d was stored could not be read back either (%v), so the runner is kept: it is marked, so the next run with the same spec keeps it if its token is stored, or deletes it", err, nt.RunnerID, rerr)
+			return notes, fmt.Errorf("%w; whether the token of runner %d was stored could not be read back either (%v), so the runner is kept: it is marked, so the next run with the same spec keeps it if its token is stored, or deletes it", err, nt.RunnerID, rerr)
 		}
 		if rerr == nil {
 			if cur, ok := record.ParseVariable(got.Description); ok && cur.RunnerID == nt.RunnerID {
@@ -188,50 +208,56 @@ func (s *Service) storeNew(ctx context.Context, r Resolved, v *gitlab.Variable, 
 	}
 	if err != nil {
 		if derr := s.API.DeleteRunner(ctx, nt.RunnerID); derr != nil {
-			return fmt.Errorf("%w; runner %d was created but its token could not be stored, and deleting it failed too (%v): it is marked, so the next run with the same spec (or runner-bootstrap prune) deletes it", err, nt.RunnerID, derr)
+			return notes, fmt.Errorf("%w; runner %d was created but its token could not be stored, and deleting it failed too (%v): it is marked, so the next run with the same spec (or runner-bootstrap prune) deletes it", err, nt.RunnerID, derr)
 		}
-		return fmt.Errorf("%w; runner %d was deleted again so that no runner is left whose token is stored nowhere", err, nt.RunnerID)
+		return notes, fmt.Errorf("%w; runner %d was deleted again so that no runner is left whose token is stored nowhere", err, nt.RunnerID)
 	}
-	return nil
+	return notes, nil
 }
 
 // store writes the token and its record. A new variable is created masked (and hidden and
 // protected as asked); an existing one gets a value-only update, because GitLab rejects any
 // change of masked on a hidden variable.
-func (s *Service) store(ctx context.Context, r Resolved, v *gitlab.Variable, nt gitlab.NewToken, rec record.Variable) error {
+//
+// A new variable is always sent masked=true (with masked_and_hidden=true when hidden is asked
+// for: GitLab before 16.11 drops that param silently), and GitLab's answer and a read-back
+// are checked: a token GitLab stored unmasked is deleted at once and the run fails (the
+// caller then deletes the runner). The notes say where hidden was asked but not done.
+func (s *Service) store(ctx context.Context, r Resolved, v *gitlab.Variable, nt gitlab.NewToken, rec record.Variable) ([]string, error) {
 	desc := rec.Description()
 	if v == nil {
-		hidden := r.Spec.Variable.Hidden && r.Var.Owner != spec.OwnerInstance
 		w := gitlab.VariableWrite{
 			Value: &nt.Token, Description: &desc, Protected: &r.Spec.Variable.Protected,
-			Masked: new(true), Hidden: hidden, Type: &r.Spec.Variable.Type, Raw: new(false),
+			Masked: new(true), Hidden: r.Spec.Variable.Hidden && r.Var.Owner != spec.OwnerInstance, Type: &r.Spec.Variable.Type, Raw: new(false),
 		}
 		err := s.API.CreateVariable(ctx, r.Var, w)
-		if err == nil {
-			return s.checkScopeKept(ctx, r)
-		}
-		if !gitlab.IsTaken(err) {
-			return err
+		if err == nil || !gitlab.IsTaken(err) {
+			return s.checkCreated(ctx, r, nt.RunnerID, err)
 		}
 		// Someone created it since step 1: a concurrent run of this tool (update it), or a
 		// person (never overwrite their variable with a token).
 		got, err := s.API.GetVariable(ctx, r.Var)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if _, ok := record.ParseVariable(got.Description); !ok {
-			return notManaged(r.VarName())
+			return nil, notManaged(r.VarName())
 		}
 		if err := checkVisibility(r, got); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Value: &nt.Token, Description: &desc})
+	return nil, s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Value: &nt.Token, Description: &desc})
 }
 
-// checkVisibility refuses what GitLab cannot change on an existing variable.
+// checkVisibility refuses what GitLab cannot change on an existing variable. A GitLab that
+// cannot hide variables (before 16.11) stores them unhidden whatever was asked; one whose
+// version is unknown may be such a GitLab, so an unhidden variable is accepted there too.
 func checkVisibility(r Resolved, v *gitlab.Variable) error {
-	want := r.Spec.Variable.Hidden && r.Var.Owner != spec.OwnerInstance
+	want := wantHidden(r.Server, r)
+	if want && !v.Hidden && r.Server.Source == gitlab.SourceProbe {
+		return nil
+	}
 	if v.Hidden != want {
 		state := map[bool]string{true: "hidden", false: "not hidden"}
 		return fail.WithCode(fail.CodeConflict, fmt.Errorf("%s is %s and GitLab cannot change that after creation: run runner-bootstrap delete for it first, or keep --variable-hidden=%t", r.VarName(), state[v.Hidden], v.Hidden))
@@ -239,17 +265,10 @@ func checkVisibility(r Resolved, v *gitlab.Variable) error {
 	return nil
 }
 
-// checkScopeKept makes sure GitLab stored a group variable under the scope asked for: without
-// a Premium licence it silently drops environment_scope on group variables, and the variable
-// then lands in scope *, where no later run would look for it.
-func (s *Service) checkScopeKept(ctx context.Context, r Resolved) error {
-	if r.Var.Owner != spec.OwnerGroup || r.Var.Scope == spec.DefaultScope {
-		return nil
-	}
-	_, err := s.API.GetVariable(ctx, r.Var)
-	if err == nil || !gitlab.IsNotFound(err) {
-		return err
-	}
+// scopeDropped handles a group variable GitLab stored under scope * instead of the scope asked
+// for: without a Premium licence EE silently drops environment_scope on group variables, and
+// the variable then lands where no later run would look for it.
+func (s *Service) scopeDropped(ctx context.Context, r Resolved) error {
 	dropped := r.Var
 	dropped.Scope = spec.DefaultScope
 	if derr := s.API.DeleteVariable(ctx, dropped); derr != nil && !gitlab.IsNotFound(derr) {

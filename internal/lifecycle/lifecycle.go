@@ -22,6 +22,9 @@ import (
 
 // API is what lifecycle needs from GitLab.
 type API interface {
+	// Server is what the GitLab is (version, edition), learned once per run.
+	Server(ctx context.Context) (gitlab.Server, error)
+
 	ResolveProject(ctx context.Context, ref string) (gitlab.Namespace, error)
 	ResolveGroup(ctx context.Context, ref string) (gitlab.Namespace, error)
 
@@ -82,6 +85,8 @@ type Resolved struct {
 	Var          gitlab.VarRef
 	OwnerPath    string // the runner owner's full path, for messages
 	VarOwnerPath string // the variable owner's full path
+	// Server is the GitLab the commands talk to (Resolve reads it).
+	Server gitlab.Server
 	// AnyDescription makes the search for runners marked for this variable look at every
 	// runner of the owner, not only those with the spec's description (Delete sets it itself).
 	AnyDescription bool
@@ -99,6 +104,13 @@ func ResolveFrom(ctx context.Context, ns Namespaces, sp spec.Spec) (Resolved, er
 		return Resolved{}, err
 	}
 	r := Resolved{Spec: sp}
+	if sr, ok := ns.(serverReader); ok {
+		srv, err := sr.Server(ctx)
+		if err != nil {
+			return Resolved{}, err
+		}
+		r.Server = srv
+	}
 	cache := map[string]gitlab.Namespace{}
 	resolve := func(kind spec.OwnerKind, ref string) (gitlab.Namespace, error) {
 		k := string(kind) + ":" + ref
@@ -178,6 +190,8 @@ type Result struct {
 	// Managers are, for rotate, the managers that used the token within the last day when
 	// there are more than one (each must be redeployed from the variable).
 	Managers []gitlab.Manager `json:"managers,omitempty"`
+	// Gitlab is the server's version and edition (contract, second round).
+	Gitlab *gitlab.Info `json:"gitlab,omitempty"`
 }
 
 // Actions reported in Result.Action.
@@ -190,12 +204,15 @@ const (
 	ActionSkipped   = "skipped"
 	ActionDeleted   = "deleted"
 	ActionAbsent    = "absent"
+	// ActionRecreated: rotate replaced a runner whose rotation deadline had passed.
+	ActionRecreated = "recreated"
 )
 
 func newResult(r Resolved, action string) Result {
 	return Result{
 		Action: action, RunnerType: string(r.Attrs.Type), VariableKey: r.Var.Key,
 		VariableOwner: string(r.Var.Owner), VariableOwnerID: r.Var.OwnerID, EnvironmentScope: r.Var.Scope,
+		Gitlab: r.Server.Info(),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/spec"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
@@ -38,8 +40,15 @@ type RotateOptions struct {
 //  4. store the new token with a value-only update (client retries cover transient errors);
 //     if that still fails, the variable stays marked: status reports it and the next rotate or
 //     create repairs it.
+//
+// A runner whose rotation deadline (GitLab EE 18.10+) has passed cannot be reset: it is
+// replaced instead (see recreate).
 func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Result, error) {
+	serr := s.withServer(ctx, &r)
 	res := newResult(r, "")
+	if serr != nil {
+		return res, serr
+	}
 	v, err := s.readVariableAndServer(ctx, r)
 	if gitlab.IsNotFound(err) {
 		return res, fail.WithCode(fail.CodeNotFound, fmt.Errorf("%s does not exist: create the runner and store its token first with runner-bootstrap create", r.VarName()))
@@ -69,7 +78,7 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		res.RunnerType = runner.Type
 	}
 
-	reason, due := s.rotationDue(rec, runner, o.IfExpiringWithin)
+	reason, due := s.rotationDue(r.Server, rec, runner, o.IfExpiringWithin)
 	res.Reason = reason
 	if !due {
 		res.Action = ActionSkipped
@@ -81,6 +90,12 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 		return res, err
 	}
 
+	if err := s.checkGroupFilter(ctx, r); err != nil {
+		return res, err
+	}
+	if runner != nil && deadlinePassed(rec, r.Server.Now(s.Now())) {
+		return s.recreate(ctx, r, v, rec, runner, res)
+	}
 	if o.RunnerToken != nil {
 		if err := s.checkRunnerToken(ctx, r, rec, *o.RunnerToken); err != nil {
 			return res, err
@@ -89,6 +104,10 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 
 	for attempt := 1; ; attempt++ {
 		nt, storeID, err := s.resetAndStore(ctx, r, v, rec, o)
+		if errors.Is(err, errDeadlinePassed) && runner != nil {
+			// A deadline this tool did not record (set in the UI, or a record lost).
+			return s.recreate(ctx, r, v, rec, runner, res)
+		}
 		if err != nil {
 			return res, err
 		}
@@ -102,6 +121,9 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 			res.Notes = append(res.Notes, note)
 		}
 		if !revoked {
+			if runner != nil {
+				res.OrphansDeleted = s.sweep(ctx, r, runner, &res)
+			}
 			return res, nil
 		}
 		if o.RunnerToken != nil || attempt == rotateAttempts {
@@ -158,6 +180,9 @@ func (s *Service) readVariableAndServer(ctx context.Context, r Resolved) (*gitla
 	return s.API.GetVariable(ctx, r.Var)
 }
 
+// errDeadlinePassed marks a reset GitLab refused because the rotation deadline has passed.
+var errDeadlinePassed = errors.New("the token's rotation deadline has passed")
+
 // rotateAttempts bounds how often Rotate repairs a stored token that a concurrent reset revoked.
 const rotateAttempts = 3
 
@@ -188,6 +213,9 @@ func (s *Service) resetAndStore(ctx context.Context, r Resolved, v *gitlab.Varia
 			// would only make status cry wolf and the next create reset a working token.
 			if uerr := s.API.UpdateVariable(ctx, r.Var, gitlab.VariableWrite{Description: new(rec.Description())}); uerr != nil {
 				return nt, "", fmt.Errorf("%w; the stored token is unchanged, but clearing the rotation_pending mark on %s failed too (%v)", err, r.VarName(), uerr)
+			}
+			if isDeadlinePassed(err) {
+				return nt, "", fmt.Errorf("%w (%v)", errDeadlinePassed, err)
 			}
 			return nt, "", fmt.Errorf("%w; nothing was rotated and the stored token still works", err)
 		}
@@ -267,9 +295,19 @@ func StaleReason(rec record.Variable, runner *gitlab.Runner) (string, bool) {
 }
 
 // rotationDue decides whether to rotate and says why, in words for the log and JSON.
-func (s *Service) rotationDue(rec record.Variable, runner *gitlab.Runner, window time.Duration) (string, bool) {
+func (s *Service) rotationDue(srv gitlab.Server, rec record.Variable, runner *gitlab.Runner, window time.Duration) (string, bool) {
 	if reason, stale := StaleReason(rec, runner); stale {
 		return reason, true
+	}
+	if dl := rec.RotationDeadline; dl != nil {
+		// Past the deadline GitLab refuses a reset, so a rotation inside the window is due
+		// before it, and one after it replaces the runner.
+		switch left := dl.Sub(srv.Now(s.Now())); {
+		case left <= 0:
+			return fmt.Sprintf("the token's rotation deadline passed at %s, so the runner is replaced", dl.UTC().Format(time.RFC3339)), true
+		case window > 0 && left <= window:
+			return fmt.Sprintf("the token's rotation deadline is in %s, within %s", duration.Duration(roundDuration(left)), duration.Duration(window)), true
+		}
 	}
 	if window <= 0 {
 		return "rotation requested", true
@@ -333,4 +371,76 @@ func (s *Service) checkRunnerToken(ctx context.Context, r Resolved, rec record.V
 		return fail.WithCode(fail.CodeConflict, fmt.Errorf("the runner token in $%s belongs to runner %d, but %s records runner %d: the job received another variable of that name (check its project, group and environment scope); nothing was rotated", r.Var.Key, id, r.VarName(), rec.RunnerID))
 	}
 	return nil
+}
+
+// deadlinePassed reports whether the recorded rotation deadline has passed.
+func deadlinePassed(rec record.Variable, now time.Time) bool {
+	return rec.RotationDeadline != nil && !rec.RotationDeadline.After(now)
+}
+
+// isDeadlinePassed recognises GitLab's refusal to reset a token after its rotation deadline.
+func isDeadlinePassed(err error) bool {
+	return gitlab.StatusCode(err) == http.StatusForbidden && strings.Contains(strings.ToLower(err.Error()), "rotation deadline")
+}
+
+// recreate replaces a runner whose token can no longer be reset: a new runner with the same
+// attributes (and the same expiry intervals, from the record), its token stored in the same
+// variable, then the old runner deleted. It is create's own path (createAndStore), so it is
+// crash-safe the same way: the new runner is marked for the variable before its token exists
+// anywhere, and until the variable names it the old runner keeps working; once the variable
+// names the new one, the old one is a marked orphan that the next create or prune deletes if
+// this run dies before it does.
+func (s *Service) recreate(ctx context.Context, r Resolved, v *gitlab.Variable, rec record.Variable, old *gitlab.Runner, res Result) (Result, error) {
+	r.Attrs = runnerAttrs(old)
+	r.Spec.Runner = spec.Runner{Type: r.Attrs.Type, Description: old.Description, TokenExpiresIn: rec.ExpiresIn, TokenRotationDeadlineIn: rec.RotationDeadlineIn}
+	if rec.ExpiresIn > 0 && !r.Server.Has(gitlab.CapTokenExpiryAtCreate) {
+		r.Spec.Runner.TokenExpiresIn, r.Spec.Runner.TokenRotationDeadlineIn = 0, 0
+	}
+	r.OwnerPath = fmt.Sprintf("%s %d", runnerOwnerKind(r.Attrs), max(r.Attrs.ProjectID, r.Attrs.GroupID))
+	s.Log.WithField("runner_id", old.ID).Infof("the rotation deadline of runner %d has passed, so GitLab cannot reset its token: replacing it with a new runner", old.ID)
+	out, err := s.createAndStore(ctx, r, v, res, old.ID)
+	out.PreviousRunnerID = old.ID
+	if err != nil {
+		return out, err
+	}
+	if err := s.API.DeleteRunner(ctx, old.ID); err != nil && !gitlab.IsNotFound(err) {
+		return out, fmt.Errorf("%w; the new runner %d holds the token now, but deleting the old runner %d failed: it is marked, so the next create (or runner-bootstrap prune) deletes it", err, out.RunnerID, old.ID)
+	}
+	s.Log.WithField("runner_id", old.ID).Infof("deleted the old runner %d", old.ID)
+	out.Action = ActionRecreated
+	out.Reason = res.Reason
+	return out, nil
+}
+
+func runnerOwnerKind(a gitlab.RunnerAttrs) spec.OwnerKind {
+	k, _ := runnerOwner(a)
+	return k
+}
+
+// sweep deletes, best effort, runners marked for r's variable that it does not name: what a
+// create or a replacing rotate killed midway leaves behind (the same rule as create's). A
+// failure only adds a note: the rotation itself succeeded.
+func (s *Service) sweep(ctx context.Context, r Resolved, current *gitlab.Runner, res *Result) []int64 {
+	r.Attrs = runnerAttrs(current)
+	deleted, err := s.deleteOrphans(ctx, r, func(id int64) bool { return id != current.ID })
+	if err != nil {
+		res.Notes = append(res.Notes, fmt.Sprintf("could not look for leftover runners marked for the variable (%v); the next create or runner-bootstrap prune deletes them", err))
+	}
+	return deleted
+}
+
+// runnerAttrs are the attributes of an existing runner, as a create of its twin would send them.
+func runnerAttrs(old *gitlab.Runner) gitlab.RunnerAttrs {
+	userNote, _, _ := record.ParseNote(old.MaintenanceNote)
+	a := gitlab.RunnerAttrs{
+		Type: spec.RunnerType(old.Type), Description: old.Description, TagList: old.TagList, RunUntagged: old.RunUntagged,
+		Locked: old.Locked, AccessLevel: old.AccessLevel, MaximumTimeout: old.MaximumTimeout, Paused: old.Paused, MaintenanceNote: userNote,
+	}
+	if len(old.ProjectIDs) > 0 {
+		a.ProjectID = old.ProjectIDs[0]
+	}
+	if len(old.GroupIDs) > 0 {
+		a.GroupID = old.GroupIDs[0]
+	}
+	return a
 }

@@ -62,13 +62,19 @@ type Report struct {
 	VariableOwnerID  int64        `json:"variable_owner_id,omitempty"`
 	EnvironmentScope string       `json:"environment_scope,omitempty"`
 	ExitCode         int          `json:"exit_code"`
+	Gitlab           *gitlab.Info `json:"gitlab,omitempty"`
+	Notes            []string     `json:"notes,omitempty"`
 }
 
 // Status reads the variable, its runner and the runner's managers. Only reads. The report's
 // ExitCode is 0 when healthy, fail.CodeExpiring when the token expires within warnWithin (or
 // has expired, or is known to be stale), fail.CodeRunnerGone and fail.CodeVariableMissing.
 func (s *Service) Status(ctx context.Context, r Resolved, warnWithin time.Duration) (Report, error) {
-	rep := Report{VariableKey: r.Var.Key, VariableOwner: string(r.Var.Owner), VariableOwnerID: r.Var.OwnerID, EnvironmentScope: r.Var.Scope, Managers: []gitlab.Manager{}}
+	serr := s.withServer(ctx, &r)
+	rep := Report{VariableKey: r.Var.Key, VariableOwner: string(r.Var.Owner), VariableOwnerID: r.Var.OwnerID, EnvironmentScope: r.Var.Scope, Managers: []gitlab.Manager{}, Gitlab: r.Server.Info()}
+	if serr != nil {
+		return rep, serr
+	}
 	v, err := s.API.GetVariable(ctx, r.Var)
 	if gitlab.IsNotFound(err) {
 		return s.finish(rep, HealthVariableMissing, fail.CodeVariableMissing, fmt.Sprintf("%s does not exist", r.VarName())), nil

@@ -34,6 +34,13 @@ type Variable struct {
 	// write (then a concurrent reset revoked it and it repairs) or a later run's (which checks
 	// its own). Empty in records written by create.
 	StoreID string
+	// RotationDeadline is the token_rotation_deadline the runner was created with (EE 18.10+):
+	// after it GitLab refuses to reset the token, so rotate replaces the runner. GitLab's REST
+	// API does not report it, so this record is the only place it is known.
+	RotationDeadline *time.Time
+	// ExpiresIn and RotationDeadlineIn are the --token-expires-in and
+	// --token-rotation-deadline-in the runner was created with, so a replacement gets the same.
+	ExpiresIn, RotationDeadlineIn time.Duration
 }
 
 // Description renders the record; it stays well under GitLab's 255-character limit.
@@ -46,6 +53,13 @@ func (v Variable) Description() string {
 		VariablePrefix, v.RunnerID, exp, v.TokenSetAt.UTC().Format(time.RFC3339))
 	if v.StoreID != "" {
 		s += "; store_id=" + v.StoreID
+	}
+	if v.RotationDeadline != nil {
+		s += "; rotation_deadline=" + v.RotationDeadline.UTC().Format(time.RFC3339)
+	}
+	if v.ExpiresIn > 0 {
+		// One short field (seconds) keeps the longest record under GitLab's 255 characters.
+		s += fmt.Sprintf("; intervals=%d/%d", int64(v.ExpiresIn/time.Second), int64(v.RotationDeadlineIn/time.Second))
 	}
 	if v.RotationPending {
 		s += "; rotation_pending=true"
@@ -92,6 +106,15 @@ func ParseVariable(desc string) (v Variable, ok bool) {
 		case "store_id":
 			if storeIDRE.MatchString(m[2]) {
 				v.StoreID = m[2]
+			}
+		case "rotation_deadline":
+			if t, err := time.Parse(time.RFC3339, m[2]); err == nil {
+				v.RotationDeadline = &t
+			}
+		case "intervals":
+			var exp, dl int64
+			if n, err := fmt.Sscanf(m[2], "%d/%d", &exp, &dl); err == nil && n == 2 && exp > 0 && dl >= 0 {
+				v.ExpiresIn, v.RotationDeadlineIn = time.Duration(exp)*time.Second, time.Duration(dl)*time.Second
 			}
 		}
 	}

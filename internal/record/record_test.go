@@ -15,6 +15,9 @@ func TestVariableRoundTrip(t *testing.T) {
 		{RunnerID: 1001, TokenSetAt: set},
 		{RunnerID: 42, TokenExpiresAt: &exp, TokenSetAt: set, RotationPending: true},
 		{RunnerID: 1 << 62, TokenExpiresAt: &exp, TokenSetAt: set, RotationPending: true, StoreID: NewStoreID()},
+		// The longest record: every field, a 13-digit runner id.
+		{RunnerID: 1 << 42, TokenExpiresAt: &exp, TokenSetAt: set, RotationPending: true, StoreID: NewStoreID(), RotationDeadline: &set,
+			ExpiresIn: 360 * time.Hour, RotationDeadlineIn: 359*time.Hour + 59*time.Minute + 59*time.Second},
 	} {
 		d := v.Description()
 		assert.Check(t, len(d) <= 255, d)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
@@ -69,7 +70,18 @@ type Runner struct {
 	MaximumTimeout  int64    `json:"maximum_timeout,omitempty"` // 0 means "no limit"
 	Paused          bool     `json:"paused"`
 	MaintenanceNote string   `json:"maintenance_note,omitempty"`
+	// TokenExpiresIn and TokenRotationDeadlineIn choose the first token's expiry and rotation
+	// deadline at creation (GitLab EE Premium 18.10+); 0 leaves them to GitLab's settings.
+	TokenExpiresIn          time.Duration `json:"token_expires_in,omitempty"`
+	TokenRotationDeadlineIn time.Duration `json:"token_rotation_deadline_in,omitempty"`
 }
+
+// Bounds of a token expiry chosen at creation (EE CreateRunnerService; GitLab may cap it
+// further by the instance, group or project runner token expiration setting).
+const (
+	MinTokenExpiresIn = 5 * time.Minute
+	MaxTokenExpiresIn = 15 * 24 * time.Hour
+)
 
 // Variable is where the runner's token is stored.
 type Variable struct {
@@ -185,6 +197,23 @@ func (r Runner) Validate() error {
 	}
 	if n := utf8.RuneCountInString(r.Description); n > MaxTextLength {
 		return fail.Usagef("the description is %d characters long: GitLab accepts at most %d", n, MaxTextLength)
+	}
+	return r.validateExpiry()
+}
+
+func (r Runner) validateExpiry() error {
+	exp, dl := r.TokenExpiresIn, r.TokenRotationDeadlineIn
+	switch {
+	case exp == 0 && dl == 0:
+		return nil
+	case exp < 0 || dl < 0:
+		return fail.Usagef("token_expires_in %s and token_rotation_deadline_in %s must not be negative: expected durations such as 168h", exp, dl)
+	case exp == 0:
+		return fail.Usagef("token_rotation_deadline_in %s needs token_expires_in too (the deadline can be at most the expiry)", dl)
+	case exp < MinTokenExpiresIn || exp > MaxTokenExpiresIn:
+		return fail.Usagef("token_expires_in %s is out of range: GitLab accepts 5m to 360h (15 days)", exp)
+	case dl > exp:
+		return fail.Usagef("token_rotation_deadline_in %s is later than token_expires_in %s: the deadline can be at most the expiry", dl, exp)
 	}
 	return nil
 }

@@ -132,6 +132,22 @@ var scenarios = map[string]scenario{
 			return p
 		},
 	},
+	// A rotation after the runner's rotation deadline (GitLab EE 18.10+): GitLab refuses a
+	// reset, so the runner is replaced by a new one whose token goes into the same variable.
+	"rotate-recreate": {
+		command: "rotate", args: []string{"rotate", "--project-id", "42"},
+		prepare: func(w *world) {
+			w.mustRun(createArgs("--token-expires-in", "2h", "--token-rotation-deadline-in", "10m")...)
+			w.fake.AdvanceClock(15 * time.Minute)
+		},
+		check: func(b, a gitlabfake.State) []string {
+			p := converged(b, a)
+			if len(a.Runners) == 1 && len(b.Runners) == 1 && a.Runners[0].ID == b.Runners[0].ID {
+				p = append(p, "the runner past its rotation deadline was not replaced")
+			}
+			return p
+		},
+	},
 	// A first apply of a manifest (batched reads, then the writes of create).
 	"apply": {command: "apply", args: []string{"apply", "--file", fleetFile}, check: converged},
 	// A re-apply with no change: only reads.
@@ -237,6 +253,7 @@ var (
 )
 
 var rows = []row{
+	{scenario: "create", call: getMetadata, step: "read the GitLab version"},
 	{scenario: "create", call: getProject, step: "resolve the project"},
 	{scenario: "create", call: getVariable, step: "read the variable"},
 	{scenario: "create", call: listRunners, step: "list runners to delete orphans"},
@@ -269,6 +286,15 @@ var rows = []row{
 	{scenario: "adopt", call: resetToken, step: "reset the token"},
 	{scenario: "adopt", call: createVariable, step: "store the new token"},
 	{scenario: "adopt", call: updateRunner, skip: 1, step: "replace the pending line with the marker"},
+	{scenario: "rotate", call: listRunners, step: "look for leftover marked runners", bestEffort: true},
+	{scenario: "rotate-recreate", call: getRunner, step: "read the runner past its deadline"},
+	{scenario: "rotate-recreate", call: listRunners, step: "delete orphans before creating the replacement"},
+	{scenario: "rotate-recreate", call: createRunner, step: "create the marked replacement runner"},
+	{scenario: "rotate-recreate", call: listRunners, skip: 1, step: "look for a newer marked runner"},
+	{scenario: "rotate-recreate", call: updateVariable, step: "store the replacement's token", bestEffort: true},
+	{scenario: "rotate-recreate", call: getVariable, skip: 1, step: "read the variable back", bestEffort: true},
+	{scenario: "rotate-recreate", call: deleteRunner, step: "delete the old runner"},
+	{scenario: "apply", call: getMetadata, step: "read the GitLab version"},
 	{scenario: "apply", call: getProject, step: "resolve the project"},
 	{scenario: "apply", call: listVariables, step: "list the owner's variables once"},
 	{scenario: "apply", call: listRunners, step: "list the owner's runners once"},
@@ -276,6 +302,7 @@ var rows = []row{
 	{scenario: "apply", call: createVariable, step: "store the token in a new variable"},
 	{scenario: "apply", call: listVariables, skip: 1, step: "read the variables back", bestEffort: true},
 	{scenario: "apply-unchanged", call: getRunner, step: "read the recorded runner"},
+	{scenario: "delete", call: getMetadata, step: "read the GitLab version"},
 	{scenario: "delete", call: getProject, step: "resolve the project"},
 	{scenario: "delete", call: getVariable, step: "read the variable's record"},
 	{scenario: "delete", call: getRunner, step: "read the recorded runner (its owner)"},
