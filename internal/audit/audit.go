@@ -118,6 +118,8 @@ type Runner struct {
 	// Variable names the variable that holds the runner's token.
 	Variable       *string    `json:"variable"`
 	TokenExpiresAt *time.Time `json:"token_expires_at"`
+	// managersKnown: GitLab answered the managers of the runner (GraphQL or REST 17.1+).
+	managersKnown bool
 }
 
 // Scope is what was audited.

@@ -242,7 +242,8 @@ func (s *scan) runnerRow(d *gitlab.Runner, varOf map[int64]managedVar) Runner {
 		}
 	}
 	if ms, ok := s.managers[d.ID]; ok && ms != nil {
-		r.Managers = ms
+		r.Managers = lifecycle.HostManagers(ms)
+		r.managersKnown = true
 	}
 	for _, m := range r.Managers {
 		if compareVersions(m.Version, r.Version) > 0 {
@@ -317,8 +318,12 @@ func (s *scan) runnerFindings(d *gitlab.Runner, r Runner, targets map[string]*re
 		add(IDSharedToken, Medium, fmt.Sprintf("%d managers use runner %d's token (%s); after a rotation only the first to reconnect gets the new token, the others stay disconnected.", n, d.ID, strings.Join(ids, ", ")),
 			"Deploy every manager from the one variable (runner-bootstrap render) and redeploy them all after runner-bootstrap rotate; or give each host its own runner with runner-bootstrap create.")
 	}
+	// GitLab records a manager for every host that uses the token (and drops it after 7 days
+	// without contact), while the runner's own contacted_at also moves when runner-bootstrap
+	// checks a stored token (POST /runners/verify): with the managers known, none means no host.
+	noHost := d.ContactedAt == nil || (r.managersKnown && len(r.Managers) == 0 && s.now.Sub(*d.ContactedAt) <= staleAfter)
 	switch {
-	case d.ContactedAt == nil && r.CreatedAt != nil && s.now.Sub(*r.CreatedAt) > neverContactedAge:
+	case noHost && r.CreatedAt != nil && s.now.Sub(*r.CreatedAt) > neverContactedAge:
 		add(IDNeverContacted, Medium, fmt.Sprintf("Runner %d was created %s ago and has never been contacted; GitLab counts it stale after 7 days and may delete it where stale-runner cleanup is on.", d.ID, roundDuration(s.now.Sub(*r.CreatedAt))),
 			"Deploy a manager with its token (runner-bootstrap render), or delete it: runner-bootstrap prune --older-than 168h removes the ones this tool created.")
 	case d.ContactedAt != nil && s.now.Sub(*d.ContactedAt) > staleAfter:

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/record"
 )
 
 // ActiveWithin is how recently a manager must have contacted GitLab to count as one that uses
@@ -40,11 +41,23 @@ func (s *Service) listManagers(ctx context.Context, id int64) (ms []gitlab.Manag
 	if why := s.managersUnknown(ctx); why != "" {
 		return nil, why, nil
 	}
-	ms, err = s.API.ListManagers(ctx, id)
+	all, err := s.API.ListManagers(ctx, id)
 	if err != nil {
 		return nil, "", err
 	}
-	return ms, "", nil
+	return HostManagers(all), "", nil
+}
+
+// HostManagers leaves out the manager of the tool's own token checks (record.VerifySystemID),
+// which GitLab lists until the check removes it (or, if removing it failed, until it is stale).
+func HostManagers(ms []gitlab.Manager) []gitlab.Manager {
+	out := make([]gitlab.Manager, 0, len(ms))
+	for _, m := range ms {
+		if m.SystemID != record.VerifySystemID {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // ActiveManagers keeps the managers that contacted GitLab within ActiveWithin before at.
@@ -125,10 +138,11 @@ func (s *Service) WaitManagers(ctx context.Context, rep Report, o WaitOptions) (
 	var waiting []string // system ids of managers active before the rotation
 	reported := map[string]bool{}
 	for first := true; ; first = false {
-		ms, err := s.API.ListManagers(ctx, rep.RunnerID)
+		all, err := s.API.ListManagers(ctx, rep.RunnerID)
 		if err != nil {
 			return w, err
 		}
+		ms := HostManagers(all)
 		if first {
 			for _, m := range ms {
 				if m.CreatedAt != nil && !m.CreatedAt.Before(w.RotatedAt) {

@@ -347,9 +347,9 @@ func (s *Service) removeVerifyManager(ctx context.Context, vr runnerVerifier, t 
 	}
 }
 
-// verifySystemID is the manager GitLab records for the check (system ids are r_ or s_ and 12
-// characters; GitLab removes managers that stop contacting it).
-const verifySystemID = "r_rbootstrap0"
+// verifySystemID is the manager GitLab records for the check (GitLab removes managers that
+// stop contacting it; the tool removes it at once).
+const verifySystemID = record.VerifySystemID
 
 // checkRunnerToken makes sure the runner token from the job's environment belongs to the
 // runner the variable records: the job may have received a same-named variable of another

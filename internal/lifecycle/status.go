@@ -128,6 +128,13 @@ func (s *Service) Status(ctx context.Context, r Resolved, warnWithin time.Durati
 		msg := fmt.Sprintf("runner %d has never contacted GitLab: no runner manager uses its token yet (deploy one from %s); GitLab reports a runner as stale when it has not contacted GitLab within %d days of its creation, and may then delete it where stale runner cleanup is on", runner.ID, r.VarName(), StaleAfter/(24*time.Hour))
 		return s.finish(rep, HealthNeverContacted, fail.CodeOK, msg), nil
 	}
+	if rep.ManagersUnknown == "" && len(rep.Managers) == 0 {
+		// GitLab records a manager for every host that uses the token and drops it after
+		// StaleAfter without contact. The runner's own contacted_at is no proof of a host: the
+		// tool's token checks (POST /runners/verify after a rotation) count as a contact too.
+		msg := fmt.Sprintf("no runner manager has used runner %d's token within the last %d days (GitLab shows the runner %s, but runner-bootstrap's own token checks count as a contact): deploy one from %s; GitLab reports a runner as stale when no host contacts it for %d days, and may then delete it where stale runner cleanup is on", runner.ID, StaleAfter/(24*time.Hour), runner.Status, r.VarName(), StaleAfter/(24*time.Hour))
+		return s.finish(rep, HealthNeverContacted, fail.CodeOK, msg), nil
+	}
 	return s.finish(rep, HealthOK, fail.CodeOK, fmt.Sprintf("runner %d is %s and its token is stored in %s", runner.ID, runner.Status, r.VarName())), nil
 }
 

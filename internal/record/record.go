@@ -19,6 +19,12 @@ import (
 // VariablePrefix starts the description of every variable the tool manages.
 const VariablePrefix = "managed by runner-bootstrap"
 
+// VerifySystemID is the runner manager the tool's own token checks (POST /runners/verify)
+// make GitLab record, and then remove again. GitLab system ids are r_ or s_ and 12 characters.
+// Every list of a runner's managers leaves it out: it is not a host, and a check that could not
+// remove it must not make a runner look deployed or shared.
+const VerifySystemID = "r_rbootstrap0"
+
 // Variable is what a managed variable's description records.
 type Variable struct {
 	RunnerID int64

@@ -103,6 +103,9 @@ func seededScope(t *testing.T, tg *target) map[string]int64 {
 	// Now.
 	f.SetClock(time.Now)
 	f.ContactRunner(ids["expired"], "s_expired00001")
+	// A rotation checks the stored token with POST /runners/verify, which GitLab counts as a
+	// contact: the never-contacted runner now has a contacted_at, but still no host.
+	tg.run(t, admin, nil, "rotate", "--project-id", "platform/runners/fleet", "--variable-key", "IDLE_TOKEN").Assert(t, icmd.Success)
 	code, reg := runnerCall(t, tg, "/runners", map[string]any{"token": f.RegistrationToken("project", 42), "description": "legacy"})
 	assert.Equal(t, code, http.StatusCreated)
 	ids["legacy"] = int64(reg["id"].(float64))

@@ -70,6 +70,17 @@ func TestStatusWords(t *testing.T) {
 	assert.Check(t, is.Contains(res.Stdout(), "has not contacted GitLab within 7 days of its creation"))
 	assert.Check(t, !regexp.MustCompile(`project 42\b`).MatchString(res.Stdout()+res.Stderr()), "one name per object:\n%s", res.Stdout())
 
+	// A rotation checks the stored token with POST /runners/verify, which GitLab counts as a
+	// contact of the runner: the runner then looks contacted, but no host uses it yet, and
+	// status still says so (the manager list is what proves a host).
+	tg.run(t, tok, nil, "rotate", "--project-id", "platform/deploy").Assert(t, icmd.Success)
+	res = tg.run(t, tok, nil, "status", "--project-id", "platform/deploy", "-o", "json")
+	res.Assert(t, icmd.Success)
+	var after statusReport
+	assert.NilError(t, json.Unmarshal([]byte(res.Stdout()), &after))
+	assert.Check(t, is.Equal(after.Health, "never_contacted"), "after a rotate: %s", res.Stdout())
+	assert.Check(t, is.Contains(res.Stdout(), "runner-bootstrap's own token checks count as a contact"))
+
 	// Refusing to overwrite the unmanaged variable names it by path too.
 	res = tg.run(t, tok, nil, "create", "--project-id", "platform/deploy", "--variable-key", "THEIRS")
 	res.Assert(t, icmd.Expected{ExitCode: exitConflict, Err: "project platform/deploy variable THEIRS (scope *) exists but was not written by runner-bootstrap"})
