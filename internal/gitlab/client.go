@@ -4,12 +4,16 @@
 package gitlab
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -26,6 +30,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/readlimit"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/token"
 )
 
 // Config is everything needed to talk to one GitLab instance.
@@ -255,8 +260,86 @@ func (t *guardTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp, err := t.next.RoundTrip(r)
 	if resp != nil && resp.Body != nil {
 		resp.Body = readlimit.Body(resp.Body, readlimit.Response, r.Method+" "+printableURL(u))
+		if err == nil && resp.StatusCode/100 == 2 && r.Method != http.MethodHead {
+			return checkJSON(r, resp)
+		}
+		if err == nil && resp.StatusCode == http.StatusNotFound && r.Method != http.MethodHead {
+			return checkNotFound(r, resp)
+		}
 	}
 	return resp, err
+}
+
+// checkJSON reads a successful answer (bounded) and refuses one that is not JSON, such as a
+// proxy's or another server's HTML page or a truncated answer: client-go's decoder would
+// otherwise surface a raw "invalid character '<'" or "unexpected EOF". An empty body is fine
+// (204, a DELETE).
+func checkJSON(r *http.Request, resp *http.Response) (*http.Response, error) {
+	b, err := readBack(resp)
+	if err != nil {
+		return nil, err
+	}
+	if len(bytes.TrimSpace(b)) == 0 || json.Valid(b) {
+		return resp, nil
+	}
+	start := token.Redact(string(b))
+	if len(start) > 48 {
+		start = start[:48]
+	}
+	return nil, &BadAnswerError{Request: r.Method + " " + printableURL(r.URL), Status: resp.StatusCode,
+		ContentType: orDefault(resp.Header.Get("Content-Type"), "none"), Start: start}
+}
+
+// readBack reads an answer's body (bounded by readlimit) and puts it back for client-go.
+func readBack(resp *http.Response) ([]byte, error) {
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return b, nil
+}
+
+// checkNotFound tells GitLab's 404 ({"message":"404 Project Not Found"}, {"error":"404 Not
+// Found"} for a missing route) from a 404 of something else at that URL (a web server, a
+// GitLab at another relative root): only GitLab's means the object does not exist.
+func checkNotFound(r *http.Request, resp *http.Response) (*http.Response, error) {
+	b, err := readBack(resp)
+	if err != nil {
+		return nil, err
+	}
+	var shape map[string]any
+	if json.Unmarshal(b, &shape) == nil && (shape["message"] != nil || shape["error"] != nil) {
+		return resp, nil
+	}
+	return nil, &NotGitLabError{Request: r.Method + " " + r.URL.EscapedPath(), ContentType: orDefault(resp.Header.Get("Content-Type"), "none")}
+}
+
+// NotGitLabError is a 404 without GitLab's error body: the API is most likely not at the
+// configured URL (a relative root such as /gitlab missing or added, or another server).
+type NotGitLabError struct {
+	// Request is the method and path that was answered 404; ContentType what came back.
+	Request, ContentType string
+}
+
+func (e *NotGitLabError) Error() string {
+	return fmt.Sprintf("the API answered 404 for %s without GitLab's error body (Content-Type %s), so --gitlab-url may be wrong: set it to the address of the GitLab instance itself, as the browser shows it, including a relative root such as https://host/gitlab if GitLab has one, without /api/v4", e.Request, e.ContentType)
+}
+
+// BadAnswerError is a successful HTTP answer that is not the JSON GitLab's API sends.
+type BadAnswerError struct {
+	// Request is the method and URL (no query); Start the answer's first bytes, redacted.
+	Request, ContentType, Start string
+	Status                      int
+}
+
+func (e *BadAnswerError) Error() string {
+	what := "is not valid JSON"
+	if mt, _, _ := mime.ParseMediaType(e.ContentType); mt == "application/json" {
+		what = "is JSON that is cut short or malformed"
+	}
+	return fmt.Sprintf("the answer to %s (HTTP %d, Content-Type %s, starting %q) %s, which GitLab's API never sends: check that --gitlab-url is your GitLab instance and that no proxy answers in its place", e.Request, e.Status, e.ContentType, e.Start, what)
 }
 
 // OffBaseError is a request the client refused to send: to another scheme or host than the
@@ -383,7 +466,9 @@ func permanent(err error) bool {
 	var re *RedirectError
 	var ob *OffBaseError
 	var ra *RetryAfterError
-	if errors.As(err, &re) || errors.As(err, &ob) || errors.As(err, &ra) {
+	var ba *BadAnswerError
+	var ng *NotGitLabError
+	if errors.As(err, &re) || errors.As(err, &ob) || errors.As(err, &ra) || errors.As(err, &ba) || errors.As(err, &ng) {
 		return true
 	}
 	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &ci) ||

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"sort"
 	"strings"
 	"syscall"
@@ -97,7 +98,18 @@ func wrap(ctx context.Context, o op, err error) error {
 	var re *RedirectError
 	var ob *OffBaseError
 	var ra *RetryAfterError
+	var ba *BadAnswerError
+	var ute *json.UnmarshalTypeError
+	var ng *NotGitLabError
 	switch {
+	case errors.As(err, &ng):
+		// No ErrNotFound sentinel: nothing says the object is missing, so no caller may
+		// go on as if it were (create a variable, report a runner gone).
+		return fail.WithCode(fail.CodeUsage, &statusError{status: http.StatusNotFound, msg: fmt.Sprintf("cannot %s: %s", o.action, ng)})
+	case errors.As(err, &ba):
+		return fail.WithCode(fail.CodeFailure, &statusError{status: ba.Status, msg: fmt.Sprintf("cannot %s: %s", o.action, ba), sentinel: errTransport})
+	case errors.As(err, &ute):
+		return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: GitLab answered with a JSON %s where its API returns %s, which GitLab never does: check that --gitlab-url is your GitLab instance", o.action, ute.Value, jsonKind(ute)), sentinel: errTransport})
 	case errors.As(err, &ra):
 		return fail.WithCode(fail.CodeFailure, &statusError{status: http.StatusTooManyRequests, msg: fmt.Sprintf("cannot %s: %s", o.action, ra)})
 	case errors.As(err, &re):
@@ -245,6 +257,31 @@ func orDefault(s, d string) string {
 		return d
 	}
 	return s
+}
+
+// jsonKind names what the decoder expected, in JSON's words.
+func jsonKind(e *json.UnmarshalTypeError) string {
+	if e.Type == nil {
+		return "another shape"
+	}
+	switch e.Type.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	default:
+		return "a number"
+	}
+}
+
+// missingID is a successful answer without the object's id: taking it as 0 would make
+// "project 0" or "runner 0" of it.
+func missingID(o op, what string) error {
+	return fail.WithCode(fail.CodeFailure, &statusError{msg: fmt.Sprintf("cannot %s: GitLab's answer has no %s id, which GitLab's API always sends: check that --gitlab-url is your GitLab instance", o.action, what), sentinel: errTransport})
 }
 
 // transportCause says, in one clause naming the host, why no answer came: the proxy, TLS (an

@@ -15,18 +15,26 @@ type Namespace struct {
 
 // ResolveProject looks a project up by numeric id or full path.
 func (c *Client) ResolveProject(ctx context.Context, ref string) (Namespace, error) {
+	o := op{action: "look up project " + ref, object: "project " + ref, role: "access to the project"}
 	p, _, err := c.gl.Projects.GetProject(refArg(ref), nil, c.idem(ctx)...)
 	if err != nil {
-		return Namespace{}, wrap(ctx, op{action: "look up project " + ref, object: "project " + ref, role: "access to the project"}, err)
+		return Namespace{}, wrap(ctx, o, err)
+	}
+	if p.ID == 0 {
+		return Namespace{}, missingID(o, "project")
 	}
 	return Namespace{ID: p.ID, FullPath: p.PathWithNamespace}, nil
 }
 
 // ResolveGroup looks a group up by numeric id or full path.
 func (c *Client) ResolveGroup(ctx context.Context, ref string) (Namespace, error) {
+	o := op{action: "look up group " + ref, object: "group " + ref, role: "access to the group"}
 	g, _, err := c.gl.Groups.GetGroup(refArg(ref), &gl.GetGroupOptions{WithProjects: new(false)}, c.idem(ctx)...)
 	if err != nil {
-		return Namespace{}, wrap(ctx, op{action: "look up group " + ref, object: "group " + ref, role: "access to the group"}, err)
+		return Namespace{}, wrap(ctx, o, err)
+	}
+	if g.ID == 0 {
+		return Namespace{}, missingID(o, "group")
 	}
 	return Namespace{ID: g.ID, FullPath: g.FullPath}, nil
 }

@@ -136,6 +136,10 @@ func (c *Client) CreateRunner(ctx context.Context, a RunnerAttrs) (NewToken, err
 	if _, err := c.gl.Do(req, &r); err != nil {
 		return NewToken{}, wrap(ctx, o, err)
 	}
+	if r.ID == 0 {
+		// Nothing is stored: a record naming runner 0 could never be followed.
+		return NewToken{}, missingID(o, "runner")
+	}
 	if !token.IsRunnerToken(r.Token) {
 		// Never stored: deploy jobs would hand it to gitlab-runner, which cannot use it. The
 		// runner carries the marker, so the next run (or prune) deletes it.
@@ -176,8 +180,12 @@ func (c *Client) GetRunner(ctx context.Context, id int64) (*Runner, error) {
 		return nil, err
 	}
 	var d runnerDetails
+	o := op{action: fmt.Sprintf("read runner %d", id), object: fmt.Sprintf("runner %d", id), role: "rights to read the runner (Maintainer of its project, Owner of its group, or admin)"}
 	if _, err := c.gl.Do(req, &d); err != nil {
-		return nil, wrap(ctx, op{action: fmt.Sprintf("read runner %d", id), object: fmt.Sprintf("runner %d", id), role: "rights to read the runner (Maintainer of its project, Owner of its group, or admin)"}, err)
+		return nil, wrap(ctx, o, err)
+	}
+	if d.ID == 0 {
+		return nil, missingID(o, "runner")
 	}
 	r := &Runner{
 		ID: d.ID, Type: d.RunnerType, Description: d.Description, TagList: d.TagList,
