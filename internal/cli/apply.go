@@ -63,32 +63,45 @@ func runPlan(app *App, m *fleet.Manifest, sh fleet.Shard, o planOptions) error {
 	if err != nil {
 		return err
 	}
+	if o.dryRun {
+		return printDryPlan(app, f, plan, m.File)
+	}
 	if app.Output != "json" {
 		redactItems(app, plan.Items)
 		plan.WritePlan(app.Stdout)
 	}
-	if !o.dryRun {
-		f.Apply(app.Ctx, plan)
-	}
+	f.Apply(app.Ctx, plan)
 	redactItems(app, plan.Items)
-	sum := f.Summarize(plan, o.dryRun)
+	sum := f.Summarize(plan, false)
 	f.LogSummary(sum)
 	if err := app.Printer().Print(applyReport{File: m.File, Plan: plan.Items, Summary: sum}, func(w io.Writer) {
-		if o.dryRun {
-			plan.WriteSummary(w, sum)
-			return
-		}
 		line(w, "")
 		plan.WriteResults(w, sum)
 	}); err != nil {
 		return err
 	}
 	if sum.Failed > 0 {
-		verb := "failed; the others were applied"
-		if o.dryRun {
-			verb = "cannot be applied"
-		}
-		return fail.WithCode(fail.CodeFailure, fmt.Errorf("%d of %d plan items %s (see the table above)", sum.Failed, len(plan.Items), verb))
+		return fail.WithCode(fail.CodeFailure, fmt.Errorf("%d of %d plan items failed; the others were applied (see the table above)", sum.Failed, len(plan.Items)))
+	}
+	return nil
+}
+
+// printDryPlan prints a plan that is not applied, in the shape every --dry-run shares (apply,
+// create, rotate, delete): the plan table, then the counts; -o json the items and summary.
+func printDryPlan(app *App, f *fleet.Fleet, plan *fleet.Plan, file string) error {
+	redactItems(app, plan.Items)
+	if app.Output != "json" {
+		plan.WritePlan(app.Stdout)
+	}
+	sum := f.Summarize(plan, true)
+	f.LogSummary(sum)
+	if err := app.Printer().Print(applyReport{File: file, Plan: plan.Items, Summary: sum}, func(w io.Writer) {
+		plan.WriteSummary(w, sum)
+	}); err != nil {
+		return err
+	}
+	if sum.Failed > 0 {
+		return fail.WithCode(fail.CodeFailure, fmt.Errorf("%d of %d plan items cannot be applied (see the table above)", sum.Failed, len(plan.Items)))
 	}
 	return nil
 }

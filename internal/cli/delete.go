@@ -12,6 +12,7 @@ type DeleteCmd struct {
 	OwnerFlags
 	VariableTargetFlags
 	RunnerType string `name:"runner-type" enum:"instance_type,group_type,project_type," default:"" help:"Type of the runner, to also find runners marked for this variable whose token was never stored (default: from --project-id or --group-id)."`
+	DryRun     bool   `name:"dry-run" help:"Make delete's reads and checks, print what it would delete, as apply --dry-run prints its plan, and change nothing."`
 }
 
 // Run implements the command.
@@ -30,9 +31,19 @@ func (c *DeleteCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
+	f := dryFleet(app, svc)
+	plan := f.NewPlan()
 	r, err := svc.Resolve(app.Ctx, s)
 	if err != nil {
 		return err
+	}
+	if c.DryRun {
+		p, err := svc.PlanDelete(app.Ctx, r)
+		if err != nil {
+			return err
+		}
+		plan.Items = deleteItems(r.VarName(), p)
+		return printDryPlan(app, f, plan, "")
 	}
 	res, err := svc.Delete(app.Ctx, r)
 	if err != nil {

@@ -21,12 +21,16 @@ type RotateCmd struct {
 	IncludeSubgroups bool              `name:"include-subgroups" help:"With --all and --group-id: also the group's subgroups and their projects."`
 	Concurrency      int               `name:"concurrency" default:"4" help:"With --all: rotations in flight at once."`
 	RequireSingle    bool              `name:"require-single-manager" help:"Refuse, before any write, to rotate a token that more than one runner manager (host or pod) used within the last day: each would keep the revoked token until redeployed."`
+	DryRun           bool              `name:"dry-run" help:"Make rotate's reads and checks, print whether it would rotate or skip and why, as apply --dry-run prints its plan, and change nothing."`
 }
 
 // Run implements the command.
 func (c *RotateCmd) Run(app *App) error {
 	if err := checkOutputPath("--dotenv", c.Dotenv); err != nil {
 		return err
+	}
+	if c.DryRun && c.Dotenv != "" {
+		return fail.Usagef("--dotenv goes without --dry-run: a dry run has no result for later jobs")
 	}
 	if c.All {
 		return c.runAll(app)
@@ -41,7 +45,7 @@ func (c *RotateCmd) Run(app *App) error {
 	if err := s.Variable.Validate(); err != nil {
 		return err
 	}
-	opts := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D(), RequireSingleManager: c.RequireSingle}
+	opts := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D(), RequireSingleManager: c.RequireSingle, DryRun: c.DryRun}
 	if c.UseRunnerToken {
 		cur := tokenFromEnv(app.Getenv, s.Variable.Key)
 		if cur == "" {
@@ -58,6 +62,8 @@ func (c *RotateCmd) Run(app *App) error {
 	if err != nil {
 		return err
 	}
+	f := dryFleet(app, svc)
+	plan := f.NewPlan()
 	r, err := svc.Resolve(app.Ctx, s)
 	if err != nil {
 		return err
@@ -65,6 +71,10 @@ func (c *RotateCmd) Run(app *App) error {
 	res, err := svc.Rotate(app.Ctx, r, opts)
 	if err != nil {
 		return err
+	}
+	if c.DryRun {
+		plan.Items = append(plan.Items, rotateItem(r.VarName(), res, ""))
+		return printDryPlan(app, f, plan, "")
 	}
 	if err := writeResultDotenv(c.Dotenv, res); err != nil {
 		return err

@@ -43,8 +43,11 @@ func (c *RotateCmd) runAll(app *App) error {
 		return err
 	}
 	svc := lifecycle.New(client, progress.Quieter(app.Log))
+	f := dryFleet(app, svc)
+	f.Concurrency = c.Concurrency
+	plan := f.NewPlan()
 	var prog *progress.Task
-	o := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D(), RequireSingleManager: c.RequireSingle}
+	o := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D(), RequireSingleManager: c.RequireSingle, DryRun: c.DryRun}
 	out, err := svc.RotateScope(app.Ctx, owners, c.IncludeSubgroups, o, c.Concurrency,
 		func(n int) {
 			prog = app.Progress("rotate_all", fmt.Sprintf("rotating %s in %s, %d at a time", output.Plural(n, "managed variable", "managed variables"), output.Plural(len(owners), "owner", "owners"), c.Concurrency), n)
@@ -61,6 +64,12 @@ func (c *RotateCmd) runAll(app *App) error {
 	}
 	prog.Finish()
 	items := out.Items
+	if c.DryRun {
+		for _, it := range items {
+			plan.Items = append(plan.Items, rotateItem(it.Variable, it.Result, it.Error))
+		}
+		return printDryPlan(app, f, plan, "")
+	}
 	if err := app.Printer().Print(out, func(w io.Writer) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "VARIABLE\tRUNNER\tRESULT\tEXPIRES\tDETAIL")

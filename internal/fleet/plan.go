@@ -31,6 +31,9 @@ const (
 	Replace   Action = "replace"
 	Unchanged Action = "unchanged"
 	Delete    Action = "delete"
+	// Rotate and Skip are rotate --dry-run's: the token would be reset, or left as it is.
+	Rotate Action = "rotate"
+	Skip   Action = "skip"
 	// Fail marks an entry that cannot be planned (its owner is unknown, its variable exists but
 	// is not managed by this tool, ...); it is left alone and the run exits 1.
 	Fail Action = "fail"
@@ -138,6 +141,12 @@ func (f *Fleet) conc() int {
 		return 8
 	}
 	return f.Concurrency
+}
+
+// NewPlan starts a plan that another command fills with its own items (rotate and delete
+// --dry-run), so that Summarize counts its time and API calls from here.
+func (f *Fleet) NewPlan() *Plan {
+	return &Plan{started: f.now(), calls: f.calls()}
 }
 
 // Plan reads GitLab in bulk and computes, for each entry of the shard, what Ensure would do.

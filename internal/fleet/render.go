@@ -60,8 +60,12 @@ func countsLine(s Summary) string {
 		of = " for shard " + s.Shard
 	}
 	if s.DryRun {
-		return fmt.Sprintf("plan%s: %d to create, %d to update, %d to replace, %d unchanged, %d to delete, %d failed; dry run: nothing was changed",
-			of, s.Planned[Create], s.Planned[Update], s.Planned[Replace], s.Planned[Unchanged], s.Planned[Delete], s.Planned[Fail])
+		rot := ""
+		if n, m := s.Planned[Rotate], s.Planned[Skip]; n+m > 0 {
+			rot = fmt.Sprintf(", %d to rotate, %d to skip", n, m)
+		}
+		return fmt.Sprintf("plan%s: %d to create, %d to update, %d to replace, %d unchanged, %d to delete%s, %d failed; dry run: nothing was changed",
+			of, s.Planned[Create], s.Planned[Update], s.Planned[Replace], s.Planned[Unchanged], s.Planned[Delete], rot, s.Planned[Fail])
 	}
 	r := s.Results
 	line := fmt.Sprintf("applied%s: %d created, %d updated, %d replaced, %d unchanged, %d deleted, %d failed",
@@ -112,6 +116,14 @@ func planDetail(it *Item) string {
 		parts = append(parts, "changes: "+strings.Join(lifecycle.DescribeChanges(it.Changes, it.Diff), ", "))
 	case Delete, Fail:
 		parts = append(parts, it.Reason)
+	case Unchanged:
+		if it.Reason != "" {
+			parts = append(parts, it.Reason)
+		}
+	case Rotate:
+		parts = append(parts, "would rotate: "+it.Reason)
+	case Skip:
+		parts = append(parts, "would skip: "+it.Reason)
 	}
 	if len(it.Orphans) > 0 {
 		parts = append(parts, "deletes orphan "+runnerIDs(it.Orphans)+" (created for this variable, token never stored)")

@@ -202,8 +202,11 @@ const (
 	ActionReplaced  = "replaced"
 	ActionRotated   = "rotated"
 	ActionSkipped   = "skipped"
-	ActionDeleted   = "deleted"
-	ActionAbsent    = "absent"
+	// ActionWouldRotate and ActionWouldRecreate are what rotate --dry-run plans.
+	ActionWouldRotate   = "would rotate"
+	ActionWouldRecreate = "would recreate"
+	ActionDeleted       = "deleted"
+	ActionAbsent        = "absent"
 	// ActionRecreated: rotate replaced a runner whose rotation deadline had passed.
 	ActionRecreated = "recreated"
 )

@@ -27,6 +27,9 @@ type RotateOptions struct {
 	// RequireSingleManager refuses, before any write, to rotate a token that more than one
 	// manager used within ActiveWithin (or whose managers cannot be read).
 	RequireSingleManager bool
+	// DryRun stops after the reads and checks, before any write: the result's action is
+	// ActionWouldRotate, ActionWouldRecreate or ActionSkipped, with the reason.
+	DryRun bool
 }
 
 // Rotate resets the runner's token and stores the new one in the same variable. GitLab
@@ -92,6 +95,17 @@ func (s *Service) Rotate(ctx context.Context, r Resolved, o RotateOptions) (Resu
 
 	if err := s.checkGroupFilter(ctx, r); err != nil {
 		return res, err
+	}
+	if o.DryRun {
+		res.Action = ActionWouldRotate
+		if runner != nil && deadlinePassed(rec, r.Server.Now(s.Now())) {
+			res.Action = ActionWouldRecreate
+		}
+		if o.RunnerToken != nil {
+			// POST /runners/verify records a runner manager: a write a dry run does not make.
+			res.Notes = append(res.Notes, fmt.Sprintf("the dry run did not check that the token in $%s belongs to runner %d (GitLab's verify records a runner manager)", r.Var.Key, rec.RunnerID))
+		}
+		return res, nil
 	}
 	if runner != nil && deadlinePassed(rec, r.Server.Now(s.Now())) {
 		return s.recreate(ctx, r, v, rec, runner, res)
