@@ -50,8 +50,10 @@ func TestApply200Runners(t *testing.T) {
 		}
 	}
 	// The plan reads the project, its variables and its runners once each (the lists while the
-	// project is looked up, as its id is numeric); the read-back both pages of variables.
+	// project is looked up, as its id is numeric, and so is the version); the read-back both
+	// pages of variables.
 	assert.Check(t, is.DeepEqual(gets, map[string]int{
+		"/api/v4/metadata?":    1,
 		"/api/v4/projects/42?": 1,
 		"/api/v4/projects/42/runners?page=1&per_page=100&type=project_type": 1,
 		"/api/v4/projects/42/variables?page=1&per_page=100":                 2,

@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
@@ -92,7 +93,7 @@ func describeVariable(v spec.Variable) string {
 var (
 	topKeys    = []string{"runners"}
 	runnerKeys = []string{"runner_type", "project_id", "group_id", "description", "tag_list", "run_untagged",
-		"locked", "access_level", "maximum_timeout", "paused", "maintenance_note", "variable"}
+		"locked", "access_level", "maximum_timeout", "paused", "maintenance_note", "token_expires_in", "token_rotation_deadline_in", "variable"}
 	variableKeys = []string{"key", "project", "group", "instance", "environment_scope", "protected", "hidden", "variable_type"}
 )
 
@@ -428,6 +429,12 @@ func (d *decoder) entry(i int, n *yaml.Node) (Entry, bool) {
 			}
 		}
 	}
+	if x, ok := f["token_expires_in"]; ok {
+		r.TokenExpiresIn, _ = d.duration(p+"token_expires_in", x)
+	}
+	if x, ok := f["token_rotation_deadline_in"]; ok {
+		r.TokenRotationDeadlineIn, _ = d.duration(p+"token_rotation_deadline_in", x)
+	}
 	d.owner(p, n, f, r)
 	if !r.RunUntagged && len(r.TagList) == 0 && len(d.errs) == before {
 		at := n
@@ -617,6 +624,19 @@ func (d *decoder) integer(path string, x kv) (int64, bool) {
 		}
 	}
 	d.errorf(n, "%s is %s: expected a whole number of seconds", path, describeNode(n))
+	return 0, false
+}
+
+// duration reads a Go duration such as 168h or 30m, as the --token-expires-in flag takes it.
+// Ranges are spec.Validate's to judge.
+func (d *decoder) duration(path string, x kv) (time.Duration, bool) {
+	n := yamlnode.Resolve(x.value)
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		if v, err := time.ParseDuration(n.Value); err == nil {
+			return v, true
+		}
+	}
+	d.errorf(n, "%s is %s: expected a duration such as 168h or 30m", path, describeNode(n))
 	return 0, false
 }
 

@@ -93,7 +93,7 @@ runners:
 runners:
   - project_id: 42
     tags: [a]
-`, []string{"fleet.yaml:4: runners[0].tags is not a known key (did you mean tag_list?): expected one of runner_type, project_id, group_id, description, tag_list, run_untagged, locked, access_level, maximum_timeout, paused, maintenance_note, variable"}},
+`, []string{"fleet.yaml:4: runners[0].tags is not a known key (did you mean tag_list?): expected one of runner_type, project_id, group_id, description, tag_list, run_untagged, locked, access_level, maximum_timeout, paused, maintenance_note, token_expires_in, token_rotation_deadline_in, variable"}},
 		{"flag spelling", `
 runners:
   - project-id: 42

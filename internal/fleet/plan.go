@@ -166,10 +166,23 @@ func (f *Fleet) Plan(ctx context.Context, m *Manifest, sh Shard, prune bool) (*P
 		defer close(prefetched)
 		p.snap.listAll(ctx, direct.owners, direct.lists, half)
 	}()
+	// The version decides what may be written (the description record, token expiry at
+	// creation); it is read alongside the look-ups, so it costs no round trip.
+	var srv gitlab.Server
+	var srvErr error
+	srvRead := make(chan struct{})
+	go func() {
+		defer close(srvRead)
+		srv, srvErr = f.API.Server(ctx)
+	}()
 	p.snap.resolveAll(ctx, refsToResolve(m, entries, sh), max(f.conc()-half, 1))
 	<-prefetched
+	<-srvRead
 	if err := firstAuthError(p.snap); err != nil {
 		return nil, err
+	}
+	if srvErr != nil {
+		return nil, fmt.Errorf("cannot read the GitLab version: %w", srvErr)
 	}
 
 	// 2. Each entry's spec, resolved from those answers by lifecycle's own Resolve.
@@ -177,6 +190,14 @@ func (f *Fleet) Plan(ctx context.Context, m *Manifest, sh Shard, prune bool) (*P
 		it := &Item{Entry: e.Name(), Line: e.Line, RunnerType: string(e.Spec.Runner.Type), VariableKey: e.Spec.Variable.Key,
 			Owner: runnerOwnerAsWritten(e.Spec.Runner), Variable: describeVariable(e.Spec.Variable)}
 		r, err := lifecycle.ResolveFrom(ctx, p.snap, e.Spec)
+		if err == nil {
+			r.Server = srv
+			// What this GitLab would drop is the manifest's mistake: refused for the whole
+			// manifest before any write, as create refuses it.
+			if err := lifecycle.Refuse(r); err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", m.File, e.Line, err)
+			}
+		}
 		if err != nil {
 			it.Action, it.Reason = Fail, err.Error()
 		} else {

@@ -48,6 +48,13 @@ func adapt(srv gitlab.Server, r Resolved, creating bool) ([]string, error) {
 	return storageNotes(srv, r), nil
 }
 
+// Refuse is what Ensure refuses before anything is read or written, for callers that plan
+// many entries and execute them later (apply): r.Server must be filled.
+func Refuse(r Resolved) error {
+	_, err := adapt(r.Server, r, true)
+	return err
+}
+
 // storageNotes says how the token will really be stored, where that is less than asked.
 func storageNotes(srv gitlab.Server, r Resolved) []string {
 	var notes []string

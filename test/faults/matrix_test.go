@@ -294,6 +294,7 @@ var rows = []row{
 	{scenario: "rotate-recreate", call: updateVariable, step: "store the replacement's token", bestEffort: true},
 	{scenario: "rotate-recreate", call: getVariable, skip: 1, step: "read the variable back", bestEffort: true},
 	{scenario: "rotate-recreate", call: deleteRunner, step: "delete the old runner"},
+	{scenario: "apply", call: getMetadata, step: "read the GitLab version"},
 	{scenario: "apply", call: getProject, step: "resolve the project"},
 	{scenario: "apply", call: listVariables, step: "list the owner's variables once"},
 	{scenario: "apply", call: listRunners, step: "list the owner's runners once"},

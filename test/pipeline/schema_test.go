@@ -79,6 +79,8 @@ var overrides = map[string]any{
 	"maximum_timeout":            3600,
 	"paused":                     true,
 	"maintenance_note":           "owned by #platform",
+	"token_expires_in":           "168h",
+	"token_rotation_deadline_in": "24h",
 	"variable_key":               "DEPLOY_RUNNER_TOKEN",
 	"variable_project":           "42",
 	"variable_group":             "platform/runners",
