@@ -75,8 +75,8 @@ func TestManifestTokenExpiryBadInput(t *testing.T) {
 	tg := newTarget(t)
 	tg.needFake(t)
 	for body, msg := range map[string]string{
-		"runners:\n  - project_id: 42\n    token_expires_in: 7\n":                                        `fleet.yaml:3: runners[0].token_expires_in is 7: expected a duration such as 168h or 30m`,
-		"runners:\n  - project_id: 42\n    token_expires_in: 1m\n":                                       "GitLab accepts 5m to 360h",
+		"runners:\n  - project_id: 42\n    token_expires_in: 7\n":                                      `fleet.yaml:3: runners[0].token_expires_in is 7: expected a duration such as 168h or 30m`,
+		"runners:\n  - project_id: 42\n    token_expires_in: 1m\n":                                     "GitLab accepts 5m to 360h",
 		"runners:\n  - project_id: 42\n    token_expires_in: 1h\n    token_rotation_deadline_in: 2h\n": "the deadline can be at most the expiry",
 	} {
 		tg.fake.ResetRequests()
