@@ -50,7 +50,11 @@ func (c *RotateCmd) runAll(app *App) error {
 	o := lifecycle.RotateOptions{IfExpiringWithin: c.IfExpiringWithin.D(), RequireSingleManager: c.RequireSingle, DryRun: c.DryRun}
 	out, err := svc.RotateScope(app.Ctx, owners, c.IncludeSubgroups, o, c.Concurrency,
 		func(n int) {
-			prog = app.Progress("rotate_all", fmt.Sprintf("rotating %s in %s, %d at a time", output.Plural(n, "managed variable", "managed variables"), output.Plural(len(owners), "owner", "owners"), c.Concurrency), n)
+			verb := "rotating"
+			if c.DryRun {
+				verb = "planning the rotation of"
+			}
+			prog = app.Progress("rotate_all", fmt.Sprintf("%s %s in %s, %d at a time", verb, output.Plural(n, "managed variable", "managed variables"), output.Plural(len(owners), "owner", "owners"), c.Concurrency), n)
 		},
 		func(it lifecycle.BulkItem) {
 			if it.Error != "" {
