@@ -6,6 +6,7 @@ import (
 
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fail"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/fleet"
+	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/gitlab"
 	"gitlab.com/runner-bootstrap/runner-bootstrap/internal/output"
 )
 
@@ -20,6 +21,8 @@ type ApplyCmd struct {
 
 type applyReport struct {
 	File    string        `json:"file"`
+	Gitlab  *gitlab.Info  `json:"gitlab"`
+	Notes   []string      `json:"notes,omitempty"`
 	Plan    []*fleet.Item `json:"plan"`
 	Summary fleet.Summary `json:"summary"`
 }
@@ -74,7 +77,7 @@ func runPlan(app *App, m *fleet.Manifest, sh fleet.Shard, o planOptions) error {
 	redactItems(app, plan.Items)
 	sum := f.Summarize(plan, false)
 	f.LogSummary(sum)
-	if err := app.Printer().Print(applyReport{File: m.File, Plan: plan.Items, Summary: sum}, func(w io.Writer) {
+	if err := app.Printer().Print(applyReport{File: m.File, Gitlab: plan.Gitlab, Notes: plan.Notes, Plan: plan.Items, Summary: sum}, func(w io.Writer) {
 		line(w, "")
 		plan.WriteResults(w, sum)
 	}); err != nil {

@@ -102,6 +102,10 @@ type Plan struct {
 	Items []*Item
 	// PruneSkipped says why --prune deletes nothing this time, if it does not.
 	PruneSkipped string
+	// Gitlab is the server's version and edition; Notes say what it stores differently from
+	// what the manifest asks (once each, for all entries).
+	Gitlab *gitlab.Info
+	Notes  []string
 
 	snap    *snapshot
 	started time.Time
@@ -184,6 +188,7 @@ func (f *Fleet) Plan(ctx context.Context, m *Manifest, sh Shard, prune bool) (*P
 	if srvErr != nil {
 		return nil, fmt.Errorf("cannot read the GitLab version: %w", srvErr)
 	}
+	p.Gitlab = srv.Info()
 
 	// 2. Each entry's spec, resolved from those answers by lifecycle's own Resolve.
 	for _, e := range entries {
@@ -194,8 +199,14 @@ func (f *Fleet) Plan(ctx context.Context, m *Manifest, sh Shard, prune bool) (*P
 			r.Server = srv
 			// What this GitLab would drop is the manifest's mistake: refused for the whole
 			// manifest before any write, as create refuses it.
-			if err := lifecycle.Refuse(r); err != nil {
+			notes, err := lifecycle.Refuse(r)
+			if err != nil {
 				return nil, fmt.Errorf("%s:%d: %w", m.File, e.Line, err)
+			}
+			for _, n := range notes {
+				if !slices.Contains(p.Notes, n) {
+					p.Notes = append(p.Notes, n)
+				}
 			}
 		}
 		if err != nil {

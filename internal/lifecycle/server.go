@@ -49,10 +49,10 @@ func adapt(srv gitlab.Server, r Resolved, creating bool) ([]string, error) {
 }
 
 // Refuse is what Ensure refuses before anything is read or written, for callers that plan
-// many entries and execute them later (apply): r.Server must be filled.
-func Refuse(r Resolved) error {
-	_, err := adapt(r.Server, r, true)
-	return err
+// many entries and execute them later (apply): r.Server must be filled. It also returns the
+// notes on what GitLab will store differently from what was asked.
+func Refuse(r Resolved) ([]string, error) {
+	return adapt(r.Server, r, true)
 }
 
 // storageNotes says how the token will really be stored, where that is less than asked.

@@ -95,7 +95,20 @@ func TestVersionMatrix(t *testing.T) {
 			}
 
 			fleet := writeFleet(t, "runners:\n  - project_id: 42\n    description: fleet\n    tag_list: [a]\n    variable: {key: FLEET_TOKEN}\n")
-			tg.run(t, tok, nil, "apply", "--file", fleet).Assert(t, icmd.Success)
+			ap := tg.run(t, tok, nil, "apply", "-o", "json", "--file", fleet)
+			ap.Assert(t, icmd.Success)
+			var apRep struct {
+				Gitlab *struct {
+					Version    string `json:"version"`
+					Enterprise bool   `json:"enterprise"`
+				} `json:"gitlab"`
+				Notes []string `json:"notes"`
+			}
+			assert.NilError(t, json.Unmarshal([]byte(ap.Stdout()), &apRep), ap.Stdout())
+			assert.Assert(t, apRep.Gitlab != nil, ap.Stdout())
+			assert.Check(t, strings.HasPrefix(vc.version, apRep.Gitlab.Version))
+			assert.Check(t, is.Equal(apRep.Gitlab.Enterprise, strings.HasSuffix(vc.version, "-ee")))
+			assert.Check(t, is.Equal(strings.Contains(strings.Join(apRep.Notes, " "), "cannot hide"), !vc.hidden), "apply notes: %v", apRep.Notes)
 			fv, ok := fake.Variable("project", 42, "FLEET_TOKEN", "*")
 			assert.Check(t, ok && fv.Masked)
 
