@@ -263,16 +263,9 @@ func (s *Server) groupByRunnersToken(tok string) *group {
 // authenticates the runner (403 for an unknown or expired token), sets contacted_at and
 // finds or creates the manager for system_id. The fake never has a job to give: 204.
 func (s *Server) requestJob(c *call) {
-	v := &validator{p: c.p}
-	tok, _ := v.requireStr("token")
-	systemID, _ := v.str("system_id")
-	if v.failed() {
-		c.grapeError(http.StatusBadRequest, v.message())
-		return
-	}
-	r := s.runnerByToken(tok)
+	var systemID string
+	r := s.authenticateRunner(c, func(v *validator) { systemID, _ = v.str("system_id") })
 	if r == nil {
-		c.forbidden("")
 		return
 	}
 	info, _ := c.p["info"].(map[string]any)

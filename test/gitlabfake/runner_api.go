@@ -7,19 +7,34 @@ import (
 // The runner-facing endpoints authenticate with the runner's own token, read from
 // the token param (body or query). An unknown or expired token is 403.
 
-// POST /runners/verify
-func (s *Server) verifyRunner(c *call) {
+// authenticateRunner is GitLab's declared params plus authenticate_runner!: it validates the
+// token and the endpoint's own params (params, may be nil) with Grape's 400, then finds the
+// runner by its token (403 when unknown or expired). A nil runner means the answer is written.
+func (s *Server) authenticateRunner(c *call, params func(*validator)) *runner {
 	v := &validator{p: c.p}
 	tok, _ := v.requireStr("token")
-	// The docs call system_id required for glrt- tokens; the code does not enforce it.
-	systemID, _ := v.str("system_id")
+	if params != nil {
+		params(v)
+	}
 	if v.failed() {
 		c.grapeError(http.StatusBadRequest, v.message())
-		return
+		return nil
 	}
 	r := s.runnerByToken(tok)
 	if r == nil {
 		c.forbidden("")
+	}
+	return r
+}
+
+// POST /runners/verify
+func (s *Server) verifyRunner(c *call) {
+	var systemID string
+	r := s.authenticateRunner(c, func(v *validator) {
+		// The docs call system_id required for glrt- tokens; the code does not enforce it.
+		systemID, _ = v.str("system_id")
+	})
+	if r == nil {
 		return
 	}
 	info, _ := c.p["info"].(map[string]any)
@@ -29,15 +44,8 @@ func (s *Server) verifyRunner(c *call) {
 
 // POST /runners/reset_authentication_token
 func (s *Server) resetRunnerTokenByToken(c *call) {
-	v := &validator{p: c.p}
-	tok, _ := v.requireStr("token")
-	if v.failed() {
-		c.grapeError(http.StatusBadRequest, v.message())
-		return
-	}
-	r := s.runnerByToken(tok)
+	r := s.authenticateRunner(c, nil)
 	if r == nil {
-		c.forbidden("")
 		return
 	}
 	if r.rotationDeadline != nil && !r.rotationDeadline.After(s.now()) {
@@ -50,15 +58,8 @@ func (s *Server) resetRunnerTokenByToken(c *call) {
 
 // DELETE /runners deletes the runner (and all its managers) by its token.
 func (s *Server) deleteRunnerByToken(c *call) {
-	v := &validator{p: c.p}
-	tok, _ := v.requireStr("token")
-	if v.failed() {
-		c.grapeError(http.StatusBadRequest, v.message())
-		return
-	}
-	r := s.runnerByToken(tok)
+	r := s.authenticateRunner(c, nil)
 	if r == nil {
-		c.forbidden("")
 		return
 	}
 	s.removeRunner(r.id)
@@ -67,16 +68,9 @@ func (s *Server) deleteRunnerByToken(c *call) {
 
 // DELETE /runners/managers deletes one manager by token and system_id.
 func (s *Server) deleteRunnerManager(c *call) {
-	v := &validator{p: c.p}
-	tok, _ := v.requireStr("token")
-	systemID, _ := v.requireStr("system_id")
-	if v.failed() {
-		c.grapeError(http.StatusBadRequest, v.message())
-		return
-	}
-	r := s.runnerByToken(tok)
+	var systemID string
+	r := s.authenticateRunner(c, func(v *validator) { systemID, _ = v.requireStr("system_id") })
 	if r == nil {
-		c.forbidden("")
 		return
 	}
 	for i, m := range r.managers {
